@@ -1,0 +1,26 @@
+"""OmegaConf resolvers used by conf/: where the project is and where caches go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def _user_cache() -> str:
+    from platformdirs import user_cache_dir
+
+    return user_cache_dir("fewtune")
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    OmegaConf.register_new_resolver("user_cache", _user_cache, replace=True)
+    # A readable model name from a hub id or folder: "org/model" and "/x/model" give "model".
+    OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)
+
+
+register_resolvers()

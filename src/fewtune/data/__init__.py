@@ -1,0 +1,1 @@
+"""Task files -> examples -> rendered prompts -> token ids with the slot's position."""

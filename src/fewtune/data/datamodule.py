@@ -1,0 +1,83 @@
+"""The LightningDataModule: reads a task's K-shot split and serves padded batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from fewtune.data.encoding import Encoded, PlainEncoder, PromptEncoder
+from fewtune.data.tasks import SPLITS, TaskSpec, check_k_shot
+
+
+class Collator:
+    """Pads a list of ``Encoded`` to the longest in the batch (right padding)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list[Encoded]) -> dict[str, torch.Tensor]:
+        width = max(len(it.input_ids) for it in items)
+        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, it in enumerate(items):
+            ids[row, : len(it.input_ids)] = torch.tensor(it.input_ids)
+            mask[row, : len(it.input_ids)] = 1
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": torch.tensor([it.label for it in items]),
+            "slot": torch.tensor([it.slot for it in items]),
+        }
+
+
+class FewShotDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        task: TaskSpec,
+        encoder: PromptEncoder | PlainEncoder,
+        pad_id: int,
+        data_dir: str | Path,
+        k: int,
+        data_seed: int,
+        batch_size: int = 8,
+        eval_batch_size: int = 32,
+    ):
+        super().__init__()
+        self.task = task
+        self.encoder = encoder
+        self.collate = Collator(pad_id)
+        self.data_dir = data_dir
+        self.k = k
+        self.data_seed = data_seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.encoded: dict[str, list[Encoded]] = {}
+        self.folder = task.split_dir(data_dir, k, data_seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.encoded:
+            return
+        for split in SPLITS:
+            examples = self.task.read_split(self.folder, split)
+            if split != "test":
+                check_k_shot(self.task, examples, self.k, split)
+            encoded = [self.encoder.encode(ex, self.task.label_index(ex.label)) for ex in examples]
+            if split != "train":
+                # Evaluation order does not matter: sorting by length makes padding minimal.
+                encoded.sort(key=lambda e: len(e.input_ids))
+            self.encoded[split] = encoded
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.encoded["train"], batch_size=self.batch_size, shuffle=True, collate_fn=self.collate)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(self.encoded[split], batch_size=self.eval_batch_size, collate_fn=self.collate)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("dev")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

@@ -1,0 +1,108 @@
+"""Templates and verbalizers: the two pieces that turn classification into language modelling.
+
+A template is readable text with placeholders: ``{sentence} It was {mask} .`` or
+``{sentence1} ? {mask} , {sentence2}``. ``{mask}`` is the answer slot; every other
+placeholder names a field of the task's examples. A verbalizer maps each label to a word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from fewtune.errors import FewtuneError
+
+SLOT = "mask"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One part of a template: literal ``text``, a ``field`` of the example, or the slot.
+
+    ``space`` records whether whitespace stood before the piece in the template: byte-level
+    BPE vocabularies encode that space inside the next token (" great" is one token).
+    """
+
+    kind: str  # "text" | "field" | "slot"
+    value: str = ""
+    space: bool = False
+
+
+class Template:
+    def __init__(self, text: str):
+        self.text = text
+        self.pieces = self._parse(text)
+
+    @staticmethod
+    def _parse(text: str) -> tuple[Piece, ...]:
+        pieces: list[Piece] = []
+        pos = 0
+        for match in _PLACEHOLDER.finditer(text):
+            literal = text[pos : match.start()]
+            space = literal[-1:].isspace() if literal else False
+            literal = literal.rstrip()
+            if literal.strip():
+                pieces.append(Piece("text", literal.strip(), space=literal[:1].isspace()))
+            name = match.group(1)
+            kind = "slot" if name == SLOT else "field"
+            pieces.append(Piece(kind, name, space=space))
+            pos = match.end()
+        tail = text[pos:]
+        if tail.strip():
+            pieces.append(Piece("text", tail.strip(), space=tail[:1].isspace()))
+        if sum(p.kind == "slot" for p in pieces) != 1:
+            raise FewtuneError(
+                f"template '{text}' must have exactly one answer slot {{{SLOT}}}; "
+                f"write e.g. '{{sentence}} It was {{{SLOT}}} .'"
+            )
+        return tuple(pieces)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(p.value for p in self.pieces if p.kind == "field")
+
+    @property
+    def slot(self) -> Piece:
+        return next(p for p in self.pieces if p.kind == "slot")
+
+    @property
+    def ends_with_slot(self) -> bool:
+        return self.pieces[-1].kind == "slot"
+
+    def check(self, task_fields: Iterable[str], causal: bool, task: str = "") -> None:
+        task_fields = tuple(task_fields)
+        unknown = [f for f in self.fields if f not in task_fields]
+        if unknown:
+            raise FewtuneError(
+                f"template '{self.text}' uses field(s) {unknown} that task '{task}' lacks; "
+                f"its fields are {list(task_fields)}"
+            )
+        if causal and not self.ends_with_slot:
+            raise FewtuneError(
+                f"template '{self.text}' has text after {{{SLOT}}}: a causal LM predicts the label "
+                f"word as the next token, so the slot must end the template"
+            )
+
+    def render(self, fields: Mapping[str, str], slot_text: str = "[MASK]") -> str:
+        """The template as plain text (for display and debugging)."""
+        out = []
+        for p in self.pieces:
+            value = slot_text if p.kind == "slot" else fields[p.value] if p.kind == "field" else p.value
+            out.append((" " if p.space and out else "") + value)
+        return "".join(out)
+
+    def __repr__(self) -> str:
+        return f"Template({self.text!r})"
+
+
+class Verbalizer:
+    """label -> word; ``words`` is in the task's label order, so label i scores words[i]."""
+
+    def __init__(self, mapping: Mapping[str, str], labels: Iterable[str]):
+        self.labels = tuple(labels)
+        self.words = tuple(mapping[label] for label in self.labels)
+
+    def __repr__(self) -> str:
+        return f"Verbalizer({dict(zip(self.labels, self.words))})"

@@ -1,0 +1,1 @@
+"""Backbone loading and the LightningModules: one module per head."""

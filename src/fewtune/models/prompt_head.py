@@ -1,0 +1,45 @@
+"""Prompt-based fine-tuning: the PLM's own LM head scores the label words at the slot.
+
+Only the slot's hidden state goes through the LM head (never the full vocabulary at every
+position), and the label logits are that head's logits at the label words' ids. No new
+parameters: the same module, untrained, is the zero-shot method.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fewtune.models.base import FewShotModule
+
+
+def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
+    """(the transformer body, the head modules applied to its output in order).
+
+    transformers' *ForMaskedLM / *ForCausalLM hold the body under ``base_model_prefix``
+    and the head in the other children: ``lm_head`` (RoBERTa, GPT-2, Llama), ``cls``
+    (BERT), ``predictions`` (ALBERT), ``generator_predictions`` + ``generator_lm_head``
+    (ELECTRA), applied in the order they are registered.
+    """
+    body = model.base_model
+    head = [child for child in model.children() if child is not body]
+    return body, head
+
+
+class PromptModule(FewShotModule):
+    def __init__(self, model: nn.Module, label_word_ids: list[int], **kwargs):
+        super().__init__(num_labels=len(label_word_ids), **kwargs)
+        self.model = model
+        self.register_buffer("label_word_ids", torch.tensor(label_word_ids), persistent=False)
+
+    def slot_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        body, _ = split_lm(self.model)
+        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+        rows = torch.arange(hidden.size(0), device=hidden.device)
+        return hidden[rows, batch["slot"]]
+
+    def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = self.slot_hidden(batch)
+        for module in split_lm(self.model)[1]:
+            h = module(h)
+        return h[:, self.label_word_ids]

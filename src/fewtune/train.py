@@ -1,0 +1,164 @@
+"""The training entry point: compose a config with Hydra, fit, test with the best dev
+checkpoint, write metrics.json.
+
+``train(cfg)`` does the work and is what the tests call with a composed config;
+``main`` is the thin Hydra wrapper that turns user errors into one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from fewtune.config import CONF_DIR
+from fewtune.errors import FewtuneError
+from fewtune.results import FAILED_FILE, METRICS_FILE, count_parameters, write_json_atomic
+
+log = logging.getLogger("fewtune")
+
+
+def build(cfg: DictConfig):
+    """The pieces of a run: (datamodule, LightningModule). Cheap checks come before loading weights."""
+    from hydra.utils import instantiate
+
+    from fewtune.data.datamodule import FewShotDataModule
+    from fewtune.data.encoding import PlainEncoder, PromptEncoder
+    from fewtune.data.prompts import Template, Verbalizer
+    from fewtune.data.tasks import TaskSpec
+    from fewtune.models import backbones
+    from fewtune.models.classifier_head import ClassifierModule
+    from fewtune.models.prompt_head import PromptModule
+
+    method = cfg.method
+    if method.head not in ("lm", "classifier"):
+        raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
+    task = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
+    task.split_dir(cfg.paths.data_dir, cfg.k, cfg.data_seed)  # fail on missing data before loading weights
+    spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
+    if method.head == "lm" and not spec.lm_head:
+        backbones.load_model(spec, "lm")  # raises the clear no-LM-head error
+    tokenizer = backbones.load_tokenizer(spec)
+    optim = dict(optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler), metric=task.metric)
+
+    if method.head == "lm":
+        template = Template(task.templates[spec.family])
+        template.check(task.text_fields, causal=spec.family == "causal", task=task.name)
+        encoder = PromptEncoder(
+            tokenizer, template, Verbalizer(task.verbalizer, task.labels), task.max_length, spec.family == "causal"
+        )
+        module = PromptModule(backbones.load_model(spec, "lm"), encoder.label_word_ids, **optim)
+    else:
+        encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
+        model = backbones.load_model(spec, "classifier", len(task.labels), tokenizer.pad_token_id)
+        module = ClassifierModule(model, len(task.labels), **optim)
+
+    datamodule = FewShotDataModule(
+        task,
+        encoder,
+        pad_id=tokenizer.pad_token_id,
+        data_dir=cfg.paths.data_dir,
+        k=cfg.k,
+        data_seed=cfg.data_seed,
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.eval_batch_size,
+    )
+    return datamodule, module
+
+
+def _instantiate_all(group) -> list:
+    from hydra.utils import instantiate
+
+    if not group:
+        return []
+    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit (unless the method is zero-shot), test with the best dev checkpoint, write metrics.json."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    start = time.perf_counter()
+    out = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule, module = build(cfg)
+
+    train_it = bool(cfg.method.train)
+    callbacks = _instantiate_all(cfg.get("callbacks")) if train_it else []
+    loggers = _instantiate_all(cfg.get("logger"))
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    if train_it:
+        trainer.fit(module, datamodule=datamodule)
+        best_dev = float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None else None
+        ckpt_path = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+        if ckpt_path is None:
+            log.warning("no dev evaluation happened (max_steps < val_check_interval?): testing the last weights")
+    else:
+        (dev,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+        best_dev, ckpt_path = dev[f"val/{cfg.task.metric}"], None
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+
+    trainable, total = count_parameters(module)
+    results = {
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "method": cfg.method.name,
+        "k": cfg.k,
+        "seed": cfg.seed,
+        "data_seed": cfg.data_seed,
+        "metric": cfg.task.metric,
+        "test": {name.removeprefix("test/"): v for name, v in module.test_results.items()},
+        "best_dev": best_dev,
+        "steps": trainer.global_step,
+        "wall_time_s": round(time.perf_counter() - start, 2),
+        "trainable_params": trainable,
+        "total_params": total,
+    }
+    write_json_atomic(out / METRICS_FILE, results)
+    if cfg.get("delete_checkpoints") and ckpt_path:
+        Path(ckpt_path).unlink(missing_ok=True)
+    metric = cfg.task.metric
+    log.info("%s test %s = %.4f (best dev %s)", cfg.task.name, metric, results["test"][metric], best_dev)
+    return results
+
+
+def _finish_wandb() -> None:
+    # One W&B run per job: without this, the jobs of a multirun merge into one run.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    out = Path(cfg.paths.output_dir)
+    try:
+        results = train(cfg)
+        return results["test"][cfg.task.metric]
+    except FewtuneError as err:
+        write_json_atomic(out / FAILED_FILE, {"error": str(err)})
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.error("job failed: %s", err)  # the other jobs go on; the table reports this one
+            return None
+        raise SystemExit(f"error: {err}") from None
+    except BaseException as err:
+        write_json_atomic(out / FAILED_FILE, {"error": f"{type(err).__name__}: {err}"})
+        raise
+    finally:
+        _finish_wandb()
+
+
+if __name__ == "__main__":
+    main()

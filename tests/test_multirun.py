@@ -1,0 +1,91 @@
+"""A Hydra multirun over methods and seeds, then the table over its output."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import write_sst2_split
+from fewtune.table import collect_runs, make_table
+
+
+@pytest.fixture(scope="module")
+def multirun_dir(tmp_path_factory, tiny_masked):
+    root = tmp_path_factory.mktemp("multirun")
+    data = write_sst2_split(root / "data", k=4, seed=13)
+    write_sst2_split(root / "data", k=4, seed=21)
+    sweep = root / "sweep"
+    args = [
+        "-m",
+        "model=hf",
+        f"model.path={tiny_masked}",
+        "method=prompt,finetune",
+        "seed=13,21",
+        "k=4",
+        f"paths.data_dir={data}",
+        "logger=none",
+        "trainer.accelerator=cpu",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=1",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "fewtune.train", *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep
+
+
+def test_multirun_writes_one_folder_per_job(multirun_dir):
+    runs = collect_runs([multirun_dir])
+    assert sorted((r.method, r.seed) for r in runs) == [
+        ("finetune", 13), ("finetune", 21), ("prompt", 13), ("prompt", 21)
+    ]
+    assert all(r.status == "completed" for r in runs)
+    assert len({r.path for r in runs}) == 4
+
+
+def test_table_has_mean_and_std_over_seeds(multirun_dir, tmp_path):
+    out = make_table([multirun_dir], tmp_path)
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    assert lines[0] == "| Method | Model | K | SST-2 |"
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines[2:]}
+    assert set(rows) == {"Fine-tuning", "Prompt-based FT"}
+    # each cell is the mean (std) of the two seeds' test accuracy, in percent
+    accs = [json.loads(p.read_text())["test"]["acc"] for p in multirun_dir.glob("*prompt*/metrics.json")]
+    mean = 100 * sum(accs) / 2
+    std = 100 * abs(accs[0] - accs[1]) / 2
+    assert rows["Prompt-based FT"].endswith(f"| {mean:.1f} ({std:.1f}) |")
+    assert (tmp_path / "table.tex").read_text().startswith(r"\begin{tabular}")
+    assert (tmp_path / "table.csv").read_text().startswith("Method,Model,K,SST-2")
+    assert "4 of 4 runs complete" in out
+
+
+def test_table_reports_failed_incomplete_and_missing_jobs(multirun_dir, tiny_masked, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(multirun_dir, copy)
+    jobs = sorted(p for p in copy.iterdir() if (p / ".hydra").is_dir())
+    (jobs[0] / "metrics.json").unlink()  # killed mid-run
+    (jobs[1] / "metrics.json").unlink()
+    (jobs[1] / "failed.json").write_text(json.dumps({"error": "boom"}))
+    shutil.rmtree(jobs[2])  # never started
+    out = make_table([copy], tmp_path / "out")
+    assert "1 of 3 runs complete" in out
+    assert f"incomplete (killed or still running): {jobs[0]}" in out
+    assert f"failed: {jobs[1]} (boom)" in out
+    assert "missing:" in out and out.count("missing:") == 1
+    # a cell with fewer seeds than were run says so instead of passing for a full average
+    rows = (tmp_path / "out" / "table.md").read_text().splitlines()[2:]
+    assert rows[0].startswith("| Fine-tuning |") and rows[0].endswith(" [1/2 seeds] |")
+    assert rows[1] == f"| Prompt-based FT | {tiny_masked.name} | 4 | - |"
+
+
+def test_table_cli_error_for_a_missing_folder(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "fewtune.table", str(tmp_path / "none")], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'none'} is not a folder; give a multirun folder (outputs/multiruns/<date>)"
