@@ -36,18 +36,21 @@ def test_smollm2_converts_once_and_reloads_from_cache(cache_dir):
 
 
 def test_smollm2_prompt_fine_tuning_on_sst2(cache_dir, tmp_path):
-    """Four steps of prompt-based fine-tuning; dev and a slice of test are scored by the LM head."""
+    """Ten steps of prompt-based fine-tuning lift dev accuracy well above the untrained prompt's
+    (0.5: untrained, smollm2 says " great" for every SST-2 dev sentence)."""
     overrides = real_overrides(
         "smollm2-135m",
         "prompt",
         f"paths.cache_dir={cache_dir}",
-        "trainer.max_steps=4",
-        "trainer.val_check_interval=4",
+        "trainer.max_steps=10",
+        "trainer.val_check_interval=10",
         "trainer.limit_test_batches=4",
+        "trainer.precision=bf16-mixed",
+        "optimizer.lr=2e-5",
     )
     results = train(compose_cfg(overrides, tmp_path))
     assert results["total_params"] > 130_000_000
-    assert results["test"]["acc"] > 0.6 and results["best_dev"] > 0.6
+    assert results["best_dev"] >= 0.7 and results["test"]["acc"] >= 0.7
 
 
 def test_minilm_finetune_on_sst2(tmp_path):
