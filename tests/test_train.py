@@ -73,3 +73,25 @@ def test_delete_checkpoints_after_test(data_dir, tiny_masked, tmp_path):
     train(compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt", "delete_checkpoints=true"), tmp_path))
     assert (tmp_path / "metrics.json").is_file()
     assert not list((tmp_path / "checkpoints").glob("*.ckpt"))
+
+
+def test_backbone_is_reused_across_jobs_with_its_weights_reset(data_dir, tiny_causal, tmp_path):
+    """Jobs of a multirun share one process: the second job gets the same model object back,
+    with the pre-trained weights, so its results equal those of a fresh process."""
+    from fewtune.models import backbones
+
+    overrides = tiny_overrides(tiny_causal, data_dir, "prompt", "optimizer.lr=1e-2", "trainer.deterministic=true")
+    first = train(compose_cfg(overrides, tmp_path / "a"))
+    model_after_first = build(compose_cfg(overrides, tmp_path / "x"))[1].model
+    second = train(compose_cfg(overrides, tmp_path / "b"))
+    reused = build(compose_cfg(overrides, tmp_path / "y"))[1].model
+    assert reused is model_after_first
+    from transformers import AutoModelForCausalLM
+
+    pretrained = AutoModelForCausalLM.from_pretrained(tiny_causal).state_dict()
+    for name, tensor in reused.state_dict().items():
+        torch.testing.assert_close(tensor, pretrained[name], rtol=0, atol=0, msg=name)
+    backbones._reusable.clear()
+    fresh = train(compose_cfg(overrides, tmp_path / "c"))
+    assert first["test"] == second["test"] == fresh["test"]
+    assert first["best_dev"] == second["best_dev"] == fresh["best_dev"]

@@ -107,6 +107,12 @@ def load_tokenizer(spec: BackboneSpec):
     return tokenizer
 
 
+# The LM-head backbone of the last job and a copy of its pre-trained weights: the jobs of a
+# multirun run in one process (Hydra's basic launcher), so the next job that asks for the
+# same backbone gets it back with its weights reset instead of loading it again.
+_reusable: dict[tuple, tuple] = {}
+
+
 def load_model(spec: BackboneSpec, head: str, num_labels: int = 2, pad_token_id: int | None = None):
     """``head='lm'``: the pre-trained LM head; ``head='classifier'``: a new classification head."""
     import torch
@@ -119,8 +125,17 @@ def load_model(spec: BackboneSpec, head: str, num_labels: int = 2, pad_token_id:
                 f"model '{spec.name}' has no trained LM head, so it cannot score label words "
                 f"(method=prompt/zeroshot); use it with method=finetune, or pick a model with an LM head"
             )
+        key = (spec.path, spec.family, spec.dtype)
+        if key in _reusable:
+            model, pristine = _reusable[key]
+            model.load_state_dict(pristine)
+            model.requires_grad_(True).zero_grad(set_to_none=True)
+            return model
         cls = AutoModelForMaskedLM if spec.family == "masked" else AutoModelForCausalLM
-        return _hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
+        model = _hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
+        _reusable.clear()  # one backbone at a time: a grid over models must not pile them up
+        _reusable[key] = (model, {name: t.detach().clone() for name, t in model.state_dict().items()})
+        return model
     if head == "classifier":
         model = _hub_call(
             AutoModelForSequenceClassification.from_pretrained,

@@ -3,6 +3,9 @@
 A subclass implements ``label_logits(batch) -> [batch, num_labels]``; everything else
 (cross-entropy over labels, torchmetrics on dev/test, logging with slash names, AdamW with a
 linear schedule) lives here once.
+
+A regression task (STS-B) reads the same logits as a score in [0, 1]: ``score`` and
+``regression_loss`` below say how, for both heads.
 """
 
 from __future__ import annotations
@@ -16,6 +19,29 @@ import torch.nn.functional as F
 from fewtune.metrics import build_metrics, to_floats
 
 
+def score(logits: torch.Tensor) -> torch.Tensor:
+    """The predicted score in [0, 1] from a regression task's logits.
+
+    One output (a regression head) is the score itself. Two outputs are the label words of the
+    low and high ends of the range (LM-BFF's STS-B: No / Yes): the score is p(high word) under
+    the softmax over the two, so the score on the task's scale is e.g. 5 * p(Yes).
+    """
+    logits = logits.float()
+    if logits.size(-1) == 1:
+        return logits.squeeze(-1)
+    return logits.softmax(-1)[:, 1]
+
+
+def regression_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE for a regression head; for two label words, KL(target || model) with target (1 - y, y)."""
+    logits, target = logits.float(), target.float()
+    if logits.size(-1) == 1:
+        return F.mse_loss(logits.squeeze(-1), target)
+    # LM-BFF's KLDivLoss(log_target=True) is given probabilities as targets; this is the intended KL.
+    wanted = torch.stack([1 - target, target], -1)
+    return F.kl_div(logits.log_softmax(-1), wanted, reduction="batchmean")
+
+
 class FewShotModule(pl.LightningModule):
     def __init__(
         self,
@@ -23,10 +49,12 @@ class FewShotModule(pl.LightningModule):
         metric: str,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
+        regression: bool = False,
     ):
         super().__init__()
         self.num_labels = num_labels
         self.metric = metric
+        self.regression = regression
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.val_metrics = build_metrics(metric, num_labels, prefix="val/")
@@ -46,16 +74,28 @@ class FewShotModule(pl.LightningModule):
 
     @torch.no_grad()
     def predict_labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.label_logits(batch).argmax(-1)
+        """Label indices, or scores in [0, 1] for a regression task."""
+        logits = self.label_logits(batch)
+        return score(logits) if self.regression else logits.argmax(-1)
+
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """What the metrics compare with the targets: the label logits, or the score."""
+        return score(logits) if self.regression else logits.float()
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.regression:
+            return regression_loss(logits, targets)
+        return F.cross_entropy(logits.float(), targets)
 
     def training_step(self, batch, batch_idx):
-        loss = F.cross_entropy(self.label_logits(batch).float(), batch["labels"])
+        loss = self.loss(self.label_logits(batch), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
-    def _evaluate(self, batch, metrics) -> None:
+    def _evaluate(self, batch, metrics) -> torch.Tensor:
         logits = self.label_logits(batch)
-        metrics.update(logits.float(), batch["labels"])
+        metrics.update(self.predictions(logits), batch["labels"])
+        return logits
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, self.val_metrics)
@@ -65,7 +105,8 @@ class FewShotModule(pl.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):
-        self._evaluate(batch, self.test_metrics)
+        # The label logits go to callbacks' on_test_batch_end (the benchmark compares predictions).
+        return self._evaluate(batch, self.test_metrics)
 
     def on_test_epoch_end(self):
         self.test_results = to_floats(self.test_metrics.compute())
