@@ -31,3 +31,19 @@ def count_parameters(module) -> tuple[int, int]:
     """(trainable, total) parameters; ``parameters()`` already counts tied weights once."""
     params = list(module.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def write_file_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write a whole file (text as UTF-8, newlines kept as given) through a temporary file
+    and a rename, so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared data and results private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

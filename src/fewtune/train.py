@@ -38,24 +38,31 @@ def build(cfg: DictConfig):
     if method.head not in ("lm", "classifier"):
         raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
     task = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
-    task.split_dir(cfg.paths.data_dir, cfg.k, cfg.data_seed)  # fail on missing data before loading weights
+    test_split = cfg.get("test_split", "test")
+    # Fail on missing data before loading weights.
+    task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
     spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
     if method.head == "lm" and not spec.lm_head:
         backbones.load_model(spec, "lm")  # raises the clear no-LM-head error
     tokenizer = backbones.load_tokenizer(spec)
-    optim = dict(optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler), metric=task.metric)
+    optim = dict(
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler),
+        metric=task.metric,
+        regression=task.regression,
+    )
 
     if method.head == "lm":
         template = Template(task.templates[spec.family])
         template.check(task.text_fields, causal=spec.family == "causal", task=task.name)
         encoder = PromptEncoder(
-            tokenizer, template, Verbalizer(task.verbalizer, task.labels), task.max_length, spec.family == "causal"
+            tokenizer, template, Verbalizer(task.verbalizer, task.answer_keys), task.max_length, spec.family == "causal"
         )
         module = PromptModule(backbones.load_model(spec, "lm"), encoder.label_word_ids, **optim)
     else:
         encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
-        model = backbones.load_model(spec, "classifier", len(task.labels), tokenizer.pad_token_id)
-        module = ClassifierModule(model, len(task.labels), **optim)
+        model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
+        module = ClassifierModule(model, task.num_outputs, **optim)
 
     datamodule = FewShotDataModule(
         task,
@@ -66,6 +73,7 @@ def build(cfg: DictConfig):
         data_seed=cfg.data_seed,
         batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size,
+        test_split=test_split,
     )
     return datamodule, module
 
@@ -105,6 +113,9 @@ def train(cfg: DictConfig) -> dict:
     else:
         (dev,) = trainer.validate(module, datamodule=datamodule, verbose=False)
         best_dev, ckpt_path = dev[f"val/{cfg.task.metric}"], None
+    test_split = datamodule.sources["test"]
+    if test_split != "test":
+        log.warning("test_split=%s: the test metrics are on the %s split, not the test set", test_split, test_split)
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
 
     trainable, total = count_parameters(module)
@@ -117,6 +128,7 @@ def train(cfg: DictConfig) -> dict:
         "data_seed": cfg.data_seed,
         "metric": cfg.task.metric,
         "test": {name.removeprefix("test/"): v for name, v in module.test_results.items()},
+        "test_split": test_split,
         "best_dev": best_dev,
         "steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - start, 2),

@@ -50,8 +50,9 @@ def built(spec: dict):
 def file_order_test_items(datamodule, limit: int | None):
     """The test split in file order, encoded as fewtune encodes it, and the length-sorted order
     fewtune evaluates in (a stable sort of the file order)."""
-    examples = datamodule.task.read_split(datamodule.folder, "test")
-    items = [datamodule.encoder.encode(ex, datamodule.task.label_index(ex.label)) for ex in examples]
+    task = datamodule.task
+    examples = task.read_split(datamodule.folder, datamodule.sources["test"], datamodule.data_dir)
+    items = [datamodule.encoder.encode(ex, task.target(ex.label)) for ex in examples]
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     if limit:
         order = order[:limit]

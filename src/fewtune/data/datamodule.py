@@ -44,6 +44,7 @@ class FewShotDataModule(pl.LightningDataModule):
         data_seed: int,
         batch_size: int = 8,
         eval_batch_size: int = 32,
+        test_split: str = "test",
     ):
         super().__init__()
         self.task = task
@@ -55,16 +56,19 @@ class FewShotDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.encoded: dict[str, list[Encoded]] = {}
-        self.folder = task.split_dir(data_dir, k, data_seed)
+        # The split each phase reads: the test phase may read another split when the test file
+        # is missing (MNLI-mismatched, QQP here) and the user asks for it with test_split=dev.
+        self.sources = {"train": "train", "dev": "dev", "test": test_split}
+        self.folder = task.check_files(data_dir, k, data_seed, tuple(dict.fromkeys(self.sources.values())))
 
     def setup(self, stage: str | None = None) -> None:
         if self.encoded:
             return
         for split in SPLITS:
-            examples = self.task.read_split(self.folder, split)
+            examples = self.task.read_split(self.folder, self.sources[split], self.data_dir)
             if split != "test":
                 check_k_shot(self.task, examples, self.k, split)
-            encoded = [self.encoder.encode(ex, self.task.label_index(ex.label)) for ex in examples]
+            encoded = [self.encoder.encode(ex, self.task.target(ex.label)) for ex in examples]
             if split != "train":
                 # Evaluation order does not matter: sorting by length makes padding minimal.
                 encoded.sort(key=lambda e: len(e.input_ids))

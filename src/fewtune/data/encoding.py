@@ -18,7 +18,7 @@ from fewtune.errors import FewtuneError
 @dataclass(frozen=True)
 class Encoded:
     input_ids: list[int]
-    label: int
+    label: int | float  # the label's index, or a regression task's score in [0, 1]
     slot: int = 0  # index of the position whose LM-head logits score the label words
 
 
@@ -68,7 +68,7 @@ class PromptEncoder:
             )
         return ids[0]
 
-    def encode(self, example: Example, label: int) -> Encoded:
+    def encode(self, example: Example, label: int | float) -> Encoded:
         pieces = self.template.pieces
         fields = {
             i: self._ids(example.fields[p.value], p.space) for i, p in enumerate(pieces) if p.kind == "field"
@@ -114,7 +114,7 @@ class PlainEncoder:
         self.text_fields = text_fields
         self.max_length = max_length
 
-    def encode(self, example: Example, label: int) -> Encoded:
+    def encode(self, example: Example, label: int | float) -> Encoded:
         texts = [example.fields[f] for f in self.text_fields]
         ids = self.tokenizer(*texts, truncation=True, max_length=self.max_length)["input_ids"]
         return Encoded(input_ids=ids, label=label, slot=len(ids) - 1)

@@ -1,7 +1,7 @@
 """Standard fine-tuning: a new classifier head on the backbone.
 
 transformers' AutoModelForSequenceClassification pools the first token for encoders and
-the last non-pad token for decoders.
+the last non-pad token for decoders. A regression task (STS-B) gets one output: the score.
 """
 
 from __future__ import annotations
