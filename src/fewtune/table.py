@@ -1,6 +1,6 @@
 """Runs -> a paper-style table: mean (std) over seeds, in LM-BFF Table 3's layout.
 
-    python -m fewtune.table <multirun dir> [more dirs] [--out DIR]
+    python -m fewtune.table <multirun dir> [more dirs] [--out DIR] [--paper] [--wandb]
 
 Every folder with a ``.hydra/config.yaml`` below the given folders is a run. A run with
 ``metrics.json`` is complete; with ``failed.json`` it failed; with neither it was killed or
@@ -10,6 +10,12 @@ missing. All of these are listed under the table instead of being silently avera
 Where several runs share a seed (a hyperparameter grid), the one with the best dev metric
 is kept, as LM-BFF selects. Numbers are percentages; std is the population standard
 deviation over seeds (numpy's default, as LM-BFF reports).
+
+Written to --out (default: the first folder): table.md, table.tex, table.csv, a bar chart of
+mean and std per task (bar_chart.png) and, where the runs have several K, a learning curve
+(learning_curve.png). --paper adds LM-BFF's Table 3 rows (fewtune/paper.py) with the citation;
+--wandb logs the table, a per-cell numeric table and the plots to a W&B run (offline unless
+WANDB_MODE=online).
 """
 
 from __future__ import annotations
@@ -26,10 +32,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from fewtune import config as _resolvers  # noqa: F401  (saved configs use its resolvers, e.g. ${basename:})
+from fewtune import paper as lmbff
 from fewtune.errors import FewtuneError
-from fewtune.results import FAILED_FILE, METRICS_FILE
+from fewtune.results import FAILED_FILE, METRICS_FILE, write_file_atomic
 
-TASK_ORDER = ["sst2", "sst5", "mr", "cr", "mpqa", "subj", "trec", "cola"]
+# LM-BFF Table 3's columns: single-sentence tasks, then sentence pairs.
+TASK_ORDER = ["sst2", "sst5", "mr", "cr", "mpqa", "subj", "trec", "cola",
+              "mnli", "mnli-mm", "snli", "qnli", "rte", "mrpc", "qqp", "stsb"]
 METHOD_ORDER = ["zeroshot", "finetune", "prompt"]
 
 
@@ -67,6 +77,80 @@ class Cell:
     def text(self, expected: int) -> str:
         s = f"{100 * self.mean:.1f} ({100 * self.std:.1f})" if len(self.values) > 1 else f"{100 * self.mean:.1f}"
         return s if len(self.values) >= expected else f"{s} [{len(self.values)}/{expected} seeds]"
+
+
+@dataclass
+class PaperCell:
+    """A published number: mean and std (None where the paper gives none), as fractions."""
+
+    mean: float
+    std: float | None = None
+
+    def text(self, expected: int = 0) -> str:
+        return f"{100 * self.mean:.1f}" + ("" if self.std is None else f" ({100 * self.std:.1f})")
+
+
+@dataclass
+class TableRow:
+    method: str
+    title: str  # the Method column
+    model: str
+    k: str
+    cells: dict[str, Cell | PaperCell]
+    paper: bool = False
+
+
+@dataclass
+class Table:
+    """One row per method (and backbone, K), one column per task: what every output shows."""
+
+    tasks: list[str]
+    titles: dict[str, str]
+    metrics: dict[str, str]
+    seeds: dict[str, int]  # seeds each task was run with: a cell over fewer says so
+    rows: list[TableRow]
+
+    def header(self) -> list[str]:
+        return ["Method", "Model", "K"] + [self.column(t) for t in self.tasks]
+
+    def column(self, task: str) -> str:
+        metric = self.metrics[task]
+        return self.titles[task] + ("" if metric == "acc" else f" ({metric.upper()})")
+
+    def text_rows(self) -> list[list[str]]:
+        return [
+            [row.title, row.model, row.k]
+            + [row.cells[t].text(self.seeds[t]) if t in row.cells else "-" for t in self.tasks]
+            for row in self.rows
+        ]
+
+    @property
+    def has_paper(self) -> bool:
+        return any(row.paper for row in self.rows)
+
+    def long_frame(self):
+        """One line per (row, task) with numbers in percent: for W&B and for plots."""
+        import pandas as pd
+
+        records = [
+            {
+                "source": "LM-BFF paper" if row.paper else "ours",
+                "method": row.title,
+                "model": row.model,
+                "k": row.k,
+                "task": self.titles[task],
+                "metric": self.metrics[task],
+                "mean": 100 * cell.mean,
+                "std": None if cell.std is None else 100 * cell.std,
+                "seeds": len(cell.values) if isinstance(cell, Cell) else None,
+            }
+            for row in self.rows
+            for task in self.tasks
+            if (cell := row.cells.get(task)) is not None
+        ]
+        return pd.DataFrame.from_records(
+            records, columns=["source", "method", "model", "k", "task", "metric", "mean", "std", "seeds"]
+        )
 
 
 def _read_run(folder: Path) -> Run:
@@ -112,7 +196,10 @@ def missing_jobs(root: Path, runs: list[Run]) -> list[str]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    arguments = list(OmegaConf.load(sweep_file).hydra.overrides.task)
+    hydra_cfg = OmegaConf.load(sweep_file).hydra
+    # As Hydra's BasicSweeper: a sweep config's hydra.sweeper.params, then the command line's.
+    params = OmegaConf.to_container(hydra_cfg.sweeper.get("params") or OmegaConf.create({}))
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(hydra_cfg.overrides.task)
     parsed = OverridesParser.create().parse_overrides(arguments)
     expected = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     present = {frozenset(r.overrides) for r in runs if r.path.is_relative_to(root)}
@@ -139,38 +226,57 @@ def _order(name: str, order: list[str]) -> tuple:
     return (order.index(name), name) if name in order else (len(order), name)
 
 
-def build_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): one row per method (and backbone, K), one column per task."""
+def summarize(runs: list[Run], paper: bool = False) -> Table:
+    """Best-on-dev per seed, mean (std) per cell; with ``paper``, LM-BFF's rows beside ours."""
     cells = best_per_seed(runs)
     titles = {r.task: r.task_title for r in runs}
     metrics = {r.task: r.metric for r in runs}
     method_titles = {r.method: r.method_title for r in runs}
-    # A cell over fewer seeds than its task was run with says so.
     task_seeds = defaultdict(set)
     for r in runs:
         task_seeds[r.task].add(r.seed)
     tasks = sorted(titles, key=lambda t: _order(t, TASK_ORDER))
     row_keys = sorted({(r.method, r.model, r.k) for r in runs}, key=lambda key: (_order(key[0], METHOD_ORDER), key[1:]))
-    header = ["Method", "Model", "K"] + [
-        titles[t] + ("" if metrics[t] == "acc" else f" ({metrics[t].upper()})") for t in tasks
-    ]
     rows = []
-    for method, model, k in row_keys:
-        row = [method_titles[method], model, str(k)]
+    for i, (method, model, k) in enumerate(row_keys):
+        row_cells = {t: cells[(method, model, k, t)] for t in tasks if (method, model, k, t) in cells}
+        rows.append(TableRow(method, method_titles[method], model, str(k), row_cells))
+        last_of_method = i + 1 == len(row_keys) or row_keys[i + 1][0] != method
+        if paper and last_of_method:
+            rows += _paper_rows([method], method_titles, tasks, metrics)
+    if paper:
+        rows += _paper_rows([lmbff.FULL_DATA], lmbff.TITLES, tasks, metrics)
+    return Table(tasks, titles, metrics, {t: len(s) for t, s in task_seeds.items()}, rows)
+
+
+def _paper_rows(methods: list[str], titles: dict[str, str], tasks: list[str], metrics: dict[str, str]) -> list[TableRow]:
+    rows = []
+    for method in methods:
+        cells = {}
         for task in tasks:
-            key = (method, model, k, task)
-            row.append(cells[key].text(len(task_seeds[task])) if key in cells else "-")
-        rows.append(row)
-    return header, rows
+            number = lmbff.paper_number(method, task, metrics[task])
+            if number is not None:
+                mean, std = number
+                cells[task] = PaperCell(mean / 100, None if std is None else std / 100)
+        if cells:
+            k = "all" if method == lmbff.FULL_DATA else "16"
+            rows.append(TableRow(method, f"{titles.get(method, method)} (LM-BFF paper)", lmbff.MODEL, k, cells, True))
+    return rows
 
 
-def to_markdown(header: list[str], rows: list[list[str]]) -> str:
+def build_table(runs: list[Run], paper: bool = False) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per method (and backbone, K), one column per task."""
+    table = summarize(runs, paper)
+    return table.header(), table.text_rows()
+
+
+def to_markdown(header: list[str], rows: list[list[str]], note: str = "") -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
 
 
-def to_latex(header: list[str], rows: list[list[str]]) -> str:
+def to_latex(header: list[str], rows: list[list[str]], note: str = "") -> str:
     def esc(s: str) -> str:
         return s.replace("_", r"\_").replace("%", r"\%")
 
@@ -178,7 +284,10 @@ def to_latex(header: list[str], rows: list[list[str]]) -> str:
     lines.append(" & ".join(esc(h) for h in header) + r" \\")
     lines.append(r"\midrule")
     lines += [" & ".join(esc(c) for c in row) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines.append(r"\bottomrule")
+    if note:
+        lines.append(rf"\multicolumn{{{len(header)}}}{{l}}{{\footnotesize {esc(note)}}} \\")
+    lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 
 
@@ -196,36 +305,48 @@ def problems(roots: list[Path], runs: list[Run]) -> list[str]:
     return lines
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def paper_note() -> str:
+    return f"Rows marked (LM-BFF paper): {lmbff.CITATION}; - where the paper has no number."
 
 
-def make_table(roots: list[Path], out: Path | None = None) -> str:
+def make_table(
+    roots: list[Path], out: Path | None = None, paper: bool = False, wandb: bool = False, project: str = "fewtune"
+) -> str:
     runs = collect_runs(roots)
     if not runs:
         raise FewtuneError(f"no runs (folders with .hydra/config.yaml) under {', '.join(map(str, roots))}")
-    header, rows = build_table(runs)
+    table = summarize(runs, paper)
+    header, rows = table.header(), table.text_rows()
+    note = paper_note() if table.has_paper else ""
     out = out or roots[0]
     out.mkdir(parents=True, exist_ok=True)
-    markdown = to_markdown(header, rows)
-    write_atomic(out / "table.md", markdown)
-    write_atomic(out / "table.tex", to_latex(header, rows))
-    write_atomic(out / "table.csv", to_csv(header, rows))
+    markdown = to_markdown(header, rows, note)
+    write_file_atomic(out / "table.md", markdown)
+    write_file_atomic(out / "table.tex", to_latex(header, rows, note))
+    write_file_atomic(out / "table.csv", to_csv(header, rows))
+    from fewtune.table_plots import write_plots
+
+    written = ["table.md", "table.tex", "table.csv"] + [p.name for p in write_plots(table, out)]
     report = problems(roots, runs)
     complete = sum(r.status == "completed" for r in runs)
-    summary = f"{complete} of {len(runs)} runs complete; table.md, table.tex, table.csv in {out}"
-    return "\n".join([markdown, summary, *report]) + "\n"
+    summary = [f"{complete} of {len(runs)} runs complete; {', '.join(written)} in {out}"]
+    if wandb:
+        from fewtune.table_wandb import log_table
+
+        summary.append(log_table(table, out, [out / name for name in written if name.endswith(".png")], project))
+    return "\n".join([markdown, *summary, *report]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fewtune.table", description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="multirun (or run) folders")
-    parser.add_argument("--out", type=Path, default=None, help="where to write table.{md,tex,csv}")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the table and plots")
+    parser.add_argument("--paper", action="store_true", help="add LM-BFF's Table 3 numbers (Gao et al., 2021)")
+    parser.add_argument("--wandb", action="store_true", help="log the table and plots to W&B (offline by default)")
+    parser.add_argument("--wandb-project", default="fewtune", help="the W&B project (default: fewtune)")
     args = parser.parse_args(argv)
     try:
-        sys.stdout.write(make_table(args.dirs, args.out))
+        sys.stdout.write(make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project))
     except FewtuneError as err:
         sys.exit(f"error: {err}")
     return 0

@@ -1,0 +1,131 @@
+"""The table as figures: a bar chart of mean and std per task, and a learning curve over K.
+
+Both are PNGs written beside table.md (matplotlib's Agg backend: no display needed).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from fewtune.results import write_file_atomic
+
+BAR_CHART = "bar_chart.png"
+LEARNING_CURVE = "learning_curve.png"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+    write_file_atomic(path, buf.getvalue())
+    return path
+
+
+def _label(row) -> str:
+    return f"{row.title} · {row.model} · K={row.k}"
+
+
+def _colors(rows) -> list:
+    """One colour per row; a paper row takes the colour of our row of the same method before it."""
+    from matplotlib import colormaps
+
+    palette, colors, by_method = colormaps["tab10"].colors, [], {}
+    for row in rows:
+        if row.paper and row.method in by_method:
+            colors.append(by_method[row.method])
+        else:
+            colors.append(palette[len(set(map(str, colors))) % len(palette)])
+            by_method.setdefault(row.method, colors[-1])
+    return colors
+
+
+def bar_chart(table, path: Path) -> Path:
+    """Grouped bars: one group per task, one bar per table row, std as error bars; paper rows hatched."""
+    import pandas as pd
+
+    plt = _pyplot()
+    labels = [_label(row) for row in table.rows]
+    columns = [table.column(t) for t in table.tasks]
+
+    def frame(value) -> pd.DataFrame:
+        return pd.DataFrame(
+            {label: [value(row.cells.get(t)) for t in table.tasks] for label, row in zip(labels, table.rows)},
+            index=columns,
+        )
+
+    means = frame(lambda cell: None if cell is None else 100 * cell.mean)
+    stds = frame(lambda cell: 0.0 if cell is None or cell.std is None else 100 * cell.std)
+    width = max(6.0, 1.1 * len(table.tasks) * max(1, len(table.rows)) ** 0.5 + 2)
+    fig, ax = plt.subplots(figsize=(width, 4.5))
+    means.plot.bar(ax=ax, yerr=stds, capsize=3, rot=0, width=0.8, error_kw={"elinewidth": 1}, color=_colors(table.rows))
+    from matplotlib.container import BarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]  # the error bars are containers too
+    for container, row in zip(bars, table.rows):
+        if row.paper:
+            for bar in container:
+                bar.set_hatch("//")
+    if table.has_paper:
+        ax.set_title("hatched: LM-BFF (Gao, Fisch and Chen, ACL 2021), Table 3", fontsize=9)
+    ax.set_ylabel("test metric (%), mean ± std over seeds")
+    ax.set_ylim(bottom=min(0.0, float(means.min().min()) - 5) if means.notna().any().any() else 0)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def learning_curve(table, path: Path) -> Path | None:
+    """Test metric against K, one line per method and backbone, one panel per task; None if one K."""
+    plt = _pyplot()
+    ours = [row for row in table.rows if not row.paper]
+    ks = sorted({int(row.k) for row in ours})
+    if len(ks) < 2:
+        return None
+    n = len(table.tasks)
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
+    lines = {}
+    for row in ours:
+        lines.setdefault((row.title, row.model), []).append(row)
+    for ax, task in zip(axes.flat, table.tasks):
+        for (title, model), rows in lines.items():
+            points = sorted((int(r.k), r.cells[task]) for r in rows if task in r.cells)
+            if points:
+                x = [k for k, _ in points]
+                y = [100 * c.mean for _, c in points]
+                err = [100 * (c.std or 0.0) for _, c in points]
+                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{title} · {model}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_title(table.column(task))
+        ax.set_xlabel("K (examples per label)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes.flat[0].set_ylabel("test metric (%), mean ± std")
+    legend = {}  # one entry per line, from whichever panel has it
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), fontsize=8, loc="lower center", ncol=min(3, max(1, len(legend))),
+               bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_plots(table, out: Path) -> list[Path]:
+    """The PNGs written for this table (the learning curve only where there are several K)."""
+    written = [bar_chart(table, out / BAR_CHART)]
+    curve = learning_curve(table, out / LEARNING_CURVE)
+    return written + ([curve] if curve else [])
