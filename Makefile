@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.fewtune-installed
 export FEWTUNE_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install train test test-fast table clean
+.PHONY: install train test test-fast bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest tests -m "not slow"
+
+# fewtune against a plain transformers loop; writes benchmarks/latest.json (about 10 minutes here)
+bench: install
+	$(BIN)/python -m fewtune.bench
 
 clean:
 	rm -rf $(VENV) outputs multirun

@@ -26,6 +26,7 @@ def build(cfg: DictConfig):
     """The pieces of a run: (datamodule, LightningModule). Cheap checks come before loading weights."""
     from hydra.utils import instantiate
 
+    from fewtune import peft
     from fewtune.data.datamodule import FewShotDataModule
     from fewtune.data.encoding import PlainEncoder, PromptEncoder
     from fewtune.data.prompts import Template, Verbalizer
@@ -37,6 +38,7 @@ def build(cfg: DictConfig):
     method = cfg.method
     if method.head not in ("lm", "classifier"):
         raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
+    peft.check(cfg.peft, method)
     task = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
     test_split = cfg.get("test_split", "test")
     # Fail on missing data before loading weights.
@@ -50,7 +52,11 @@ def build(cfg: DictConfig):
         scheduler=instantiate(cfg.scheduler),
         metric=task.metric,
         regression=task.regression,
+        trained_only_checkpoints=peft.enabled(cfg.peft),
     )
+    # peft changes the backbone in place: such a run gets a model of its own, not the one reused across jobs.
+    reuse = not peft.enabled(cfg.peft)
+    tune = dict(tokenizer=tokenizer, template=task.templates.get(spec.family, ""), max_length=task.max_length)
 
     if method.head == "lm":
         template = Template(task.templates[spec.family])
@@ -58,10 +64,12 @@ def build(cfg: DictConfig):
         encoder = PromptEncoder(
             tokenizer, template, Verbalizer(task.verbalizer, task.answer_keys), task.max_length, spec.family == "causal"
         )
-        module = PromptModule(backbones.load_model(spec, "lm"), encoder.label_word_ids, **optim)
+        model = peft.apply(cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune)
+        module = PromptModule(model, encoder.label_word_ids, **optim)
     else:
         encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
         model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
+        model = peft.apply(cfg.peft, model, "classifier", **tune)
         module = ClassifierModule(model, task.num_outputs, **optim)
 
     datamodule = FewShotDataModule(
@@ -91,13 +99,19 @@ def train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
+    from fewtune import peft
+    from fewtune.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
+
     start = time.perf_counter()
     out = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
+    reset_peak_gpu_memory()
     datamodule, module = build(cfg)
+    trainable, total = count_parameters(module)  # before a merge folds the adapters away
 
     train_it = bool(cfg.method.train)
-    callbacks = _instantiate_all(cfg.get("callbacks")) if train_it else []
+    step_timer = StepTimer()
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), step_timer] if train_it else []
     loggers = _instantiate_all(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -113,16 +127,30 @@ def train(cfg: DictConfig) -> dict:
     else:
         (dev,) = trainer.validate(module, datamodule=datamodule, verbose=False)
         best_dev, ckpt_path = dev[f"val/{cfg.task.metric}"], None
+    stored = Path(ckpt_path).stat().st_size if ckpt_path else 0
+    if peft.enabled(cfg.peft):
+        # The run keeps the best dev step's trained weights alone; the test runs with them.
+        stored = peft.keep_task_weights(module, ckpt_path, out, cfg.peft.name).stat().st_size
+        ckpt_path = None
+        peft.merge_if_asked(module.model, cfg.peft)
     test_split = datamodule.sources["test"]
     if test_split != "test":
         log.warning("test_split=%s: the test metrics are on the %s split, not the test set", test_split, test_split)
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
 
-    trainable, total = count_parameters(module)
+    costs = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_share": round(trainable / total, 6),
+        "task_storage_bytes": stored,
+        "step_time_s": step_timer.mean_s,
+        **peak_memory_mb(),
+    }
     results = {
         "task": cfg.task.name,
         "model": cfg.model.name,
         "method": cfg.method.name,
+        "peft": cfg.peft.name,
         "k": cfg.k,
         "seed": cfg.seed,
         "data_seed": cfg.data_seed,
@@ -132,10 +160,12 @@ def train(cfg: DictConfig) -> dict:
         "best_dev": best_dev,
         "steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - start, 2),
-        "trainable_params": trainable,
-        "total_params": total,
+        **costs,
     }
     write_json_atomic(out / METRICS_FILE, results)
+    for logger in loggers:
+        logger.log_metrics({f"cost/{name}": v for name, v in costs.items() if v is not None}, step=trainer.global_step)
+        logger.save()
     if cfg.get("delete_checkpoints") and ckpt_path:
         Path(ckpt_path).unlink(missing_ok=True)
     metric = cfg.task.metric

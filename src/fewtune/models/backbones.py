@@ -113,8 +113,14 @@ def load_tokenizer(spec: BackboneSpec):
 _reusable: dict[tuple, tuple] = {}
 
 
-def load_model(spec: BackboneSpec, head: str, num_labels: int = 2, pad_token_id: int | None = None):
-    """``head='lm'``: the pre-trained LM head; ``head='classifier'``: a new classification head."""
+def load_model(
+    spec: BackboneSpec, head: str, num_labels: int = 2, pad_token_id: int | None = None, reuse: bool = True
+):
+    """``head='lm'``: the pre-trained LM head; ``head='classifier'``: a new classification head.
+
+    ``reuse=False`` gives an LM-head model of the caller's own, neither taken from nor kept in
+    the reuse cache: peft changes a model in place (injected layers, a wrapped body).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
@@ -126,12 +132,14 @@ def load_model(spec: BackboneSpec, head: str, num_labels: int = 2, pad_token_id:
                 f"(method=prompt/zeroshot); use it with method=finetune, or pick a model with an LM head"
             )
         key = (spec.path, spec.family, spec.dtype)
+        cls = AutoModelForMaskedLM if spec.family == "masked" else AutoModelForCausalLM
+        if not reuse:
+            return _hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
         if key in _reusable:
             model, pristine = _reusable[key]
             model.load_state_dict(pristine)
             model.requires_grad_(True).zero_grad(set_to_none=True)
             return model
-        cls = AutoModelForMaskedLM if spec.family == "masked" else AutoModelForCausalLM
         model = _hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
         _reusable.clear()  # one backbone at a time: a grid over models must not pile them up
         _reusable[key] = (model, {name: t.detach().clone() for name, t in model.state_dict().items()})

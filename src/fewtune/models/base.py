@@ -50,6 +50,7 @@ class FewShotModule(pl.LightningModule):
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         regression: bool = False,
+        trained_only_checkpoints: bool = False,
     ):
         super().__init__()
         self.num_labels = num_labels
@@ -60,6 +61,8 @@ class FewShotModule(pl.LightningModule):
         self.val_metrics = build_metrics(metric, num_labels, prefix="val/")
         self.test_metrics = build_metrics(metric, num_labels, prefix="test/")
         self.test_results: dict[str, float] = {}
+        # A parameter-efficient run checkpoints only the weights it trains: the backbone is shared.
+        self.trained_only_checkpoints = trained_only_checkpoints
 
     def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -112,6 +115,11 @@ class FewShotModule(pl.LightningModule):
         self.test_results = to_floats(self.test_metrics.compute())
         self.log_dict(self.test_results)
         self.test_metrics.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.trained_only_checkpoints:
+            trained = {name for name, p in self.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

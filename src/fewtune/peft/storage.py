@@ -1,0 +1,81 @@
+"""What a parameter-efficient run stores for its task: the weights it trained, nothing else.
+
+The backbone is shared by all tasks, so such a run keeps only its trained weights (adapters,
+soft prompt, biases, classifier head) of the best dev step, as safetensors in
+``<run>/task_weights.safetensors``; ``<run>/.hydra/config.yaml`` tells how to rebuild the rest.
+While it trains, its Lightning checkpoints already hold those weights alone
+(``FewShotModule.trained_only_checkpoints``); the best one becomes the file and is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fewtune.errors import FewtuneError
+
+TASK_WEIGHTS_FILE = "task_weights.safetensors"
+
+
+def trained_weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    """name -> tensor of the parameters that train (tied ones appear once, under their first name)."""
+    return {name: p.detach().cpu().contiguous() for name, p in module.named_parameters() if p.requires_grad}
+
+
+def keep_task_weights(module: nn.Module, ckpt_path: str | None, run_dir: str | Path, peft_name: str) -> Path:
+    """Load the best checkpoint's weights into ``module`` (if there is one: else it keeps its last
+    weights), write them as the run's task weights and delete the checkpoint."""
+    if ckpt_path:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+        load_into(module, state, ckpt_path)
+    path = Path(run_dir) / TASK_WEIGHTS_FILE
+    _save_atomic(trained_weights(module), path, {"peft": peft_name})
+    if ckpt_path:
+        Path(ckpt_path).unlink(missing_ok=True)
+        try:
+            Path(ckpt_path).parent.rmdir()  # the empty checkpoints/ folder
+        except OSError:
+            pass
+    return path
+
+
+def load_task_weights(module: nn.Module, path: str | Path) -> None:
+    from safetensors.torch import load_file
+
+    load_into(module, load_file(str(path)), path)
+
+
+def load_into(module: nn.Module, weights: dict[str, torch.Tensor], source) -> None:
+    """Load stored trained weights; they must be exactly the weights this module trains."""
+    trained = {name for name, p in module.named_parameters() if p.requires_grad}
+    try:
+        unexpected = module.load_state_dict(weights, strict=False).unexpected_keys
+    except RuntimeError as err:  # a shape mismatch
+        detail = str(err).splitlines()[-1].strip()
+        raise FewtuneError(f"{source} does not fit the model the run's config builds: {detail}") from None
+    missing = sorted(trained - set(weights))
+    if missing or unexpected:
+        raise FewtuneError(
+            f"{source} does not fit the model the run's config builds ({len(missing)} trained weights "
+            f"missing, e.g. {missing[:1]}; {len(unexpected)} unknown, e.g. {unexpected[:1]}): "
+            "was the config or the code changed since the run?"
+        )
+
+
+def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
