@@ -89,3 +89,26 @@ def test_table_cli_error_for_a_missing_folder(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {tmp_path / 'none'} is not a folder; give a multirun folder (outputs/multiruns/<date>)"
+
+
+def test_peft_runs_are_rows_of_their_own(tmp_path):
+    """A LoRA grid is not averaged together with full fine-tuning."""
+    from omegaconf import OmegaConf
+
+    for i, (peft, acc) in enumerate([("none", 0.9), ("lora", 0.7), ("none", 0.8), ("lora", 0.6)]):
+        run = tmp_path / f"{i}"
+        (run / ".hydra").mkdir(parents=True)
+        cfg = {
+            "task": {"name": "sst2", "title": "SST-2", "metric": "acc"},
+            "method": {"name": "prompt", "title": "Prompt-based FT"},
+            "peft": {"name": peft, "title": "LoRA" if peft == "lora" else "Full"},
+            "model": {"name": "m"},
+            "k": 16,
+            "seed": 13 + i // 2,
+        }
+        OmegaConf.save(OmegaConf.create(cfg), run / ".hydra" / "config.yaml")
+        (run / "metrics.json").write_text(json.dumps({"test": {"acc": acc}, "best_dev": 0.5}))
+    make_table([tmp_path], tmp_path / "out")
+    rows = (tmp_path / "out" / "table.md").read_text().splitlines()[2:]
+    assert rows[0] == "| Prompt-based FT | m | 16 | 85.0 (5.0) |"
+    assert rows[1] == "| Prompt-based FT + LoRA | m | 16 | 65.0 (5.0) |"

@@ -157,12 +157,16 @@ def _read_run(folder: Path) -> Run:
     cfg = OmegaConf.load(folder / ".hydra" / "config.yaml")
     overrides_file = folder / ".hydra" / "overrides.yaml"
     overrides = tuple(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ()
+    method, method_title = cfg.method.name, cfg.method.get("title") or cfg.method.name
+    peft = cfg.get("peft")
+    if peft is not None and peft.name != "none":  # a peft method is a row of its own
+        method, method_title = f"{method}+{peft.name}", f"{method_title} + {peft.get('title') or peft.name}"
     run = Run(
         path=folder,
         task=cfg.task.name,
         task_title=cfg.task.get("title") or cfg.task.name,
-        method=cfg.method.name,
-        method_title=cfg.method.get("title") or cfg.method.name,
+        method=method,
+        method_title=method_title,
         model=cfg.model.name,
         k=int(cfg.k),
         seed=int(cfg.seed),
@@ -223,6 +227,9 @@ def best_per_seed(runs: list[Run]) -> dict[tuple, Cell]:
 
 
 def _order(name: str, order: list[str]) -> tuple:
+    base = name.split("+")[0]  # "prompt+lora" sorts with "prompt", after it
+    if base != name:
+        return (*_order(base, order), name)
     return (order.index(name), name) if name in order else (len(order), name)
 
 
