@@ -59,11 +59,12 @@ def test_detected_family_of_a_local_folder(data_dir, tiny_masked, tiny_causal, t
     assert resolve({"path": str(tiny_causal), "family": "auto"}, tmp_path).family == "causal"
 
 
-def test_cli_unknown_task_is_hydras_one_clear_message(tmp_path):
-    result = run_cli("task=nope", f"hydra.run.dir={tmp_path}")
+@pytest.mark.parametrize("group", ["task", "model", "method"])
+def test_cli_unknown_task_model_or_method_is_hydras_clear_message(group, tmp_path):
+    result = run_cli(f"{group}=nope", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0
-    assert "Could not find 'task/nope'" in result.stderr
-    assert "Available options in 'task'" in result.stderr
+    assert f"Could not find '{group}/nope'" in result.stderr
+    assert f"Available options in '{group}'" in result.stderr
 
 
 def test_cli_user_error_is_one_line_without_traceback(tmp_path):
