@@ -13,19 +13,7 @@ FAILED_FILE = "failed.json"
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make results private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def count_parameters(module) -> tuple[int, int]:
@@ -43,6 +31,8 @@ def write_file_atomic(path: str | Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it visible
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared data and results private
         os.replace(tmp, path)
     except BaseException:
