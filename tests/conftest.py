@@ -18,6 +18,24 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 from fewtune.models import packaged  # noqa: E402
 
+# LM-BFF's data beside the project, as in this environment and CI.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def task_config(name: str) -> dict:
+    """conf/task/<name>.yaml as a plain dict."""
+    from omegaconf import OmegaConf
+
+    from fewtune.config import CONF_DIR
+
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml"))
+
+
+def load_task(name: str):
+    from fewtune.data.tasks import TaskSpec
+
+    return TaskSpec.from_config(task_config(name))
+
 POSITIVE = ["a great and wonderful film", "truly great fun", "wonderful acting , great story", "great great great"]
 NEGATIVE = ["a terrible and awful film", "truly terrible mess", "awful acting , terrible story", "terrible terrible"]
 

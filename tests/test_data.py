@@ -1,19 +1,16 @@
 """Reading task files (TSV with and without header, quoted CSV, byte-order marks) and their errors."""
 
-from pathlib import Path
 
 import pytest
+
+from conftest import SHARED_DATA, load_task
 from omegaconf import OmegaConf
 
 from fewtune.config import CONF_DIR
 from fewtune.data.tasks import TaskSpec, check_k_shot, read_examples
 from fewtune.errors import FewtuneError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def task(name: str) -> TaskSpec:
-    return TaskSpec.from_config(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")))
+task = load_task
 
 
 def test_tsv_with_header(tmp_path):

@@ -1,15 +1,13 @@
 """The real offline backbones (slow): smollm2-135m converts once and scores SST-2's dev set
 better than chance after a few prompt-based steps; minilm-l6 trains a classifier head."""
 
-from pathlib import Path
 
 import pytest
 
-from conftest import compose_cfg
+from conftest import SHARED_DATA, compose_cfg
 from fewtune.models import packaged
 from fewtune.train import train
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")]
 
 

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from conftest import compose_cfg, tiny_overrides
-from fewtune.config import CONF_DIR
+from conftest import SHARED_DATA, compose_cfg, load_task, task_config, tiny_overrides
 from fewtune.data.encoding import PromptEncoder
 from fewtune.data.prompts import Template, Verbalizer
 from fewtune.data.tasks import Example, TaskSpec, check_k_shot, read_examples
@@ -21,7 +19,6 @@ from fewtune.errors import FewtuneError
 from fewtune.models.base import regression_loss, score
 from fewtune.train import build, train
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 
 # name: (train, dev, test) rows of 16-42; None: the test file is not in ../shared/data.
@@ -38,12 +35,7 @@ SIZES = {
 FAMILIES = {"masked": "tiny_masked", "causal": "tiny_causal"}
 
 
-def config(name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml"))
-
-
-def task(name: str) -> TaskSpec:
-    return TaskSpec.from_config(config(name))
+config, task = task_config, load_task
 
 
 @needs_data

@@ -44,8 +44,8 @@ def build(cfg: DictConfig):
     # Fail on missing data before loading weights.
     task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
     spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
-    if method.head == "lm" and not spec.lm_head:
-        backbones.load_model(spec, "lm")  # raises the clear no-LM-head error
+    if method.head == "lm":
+        backbones.require_lm_head(spec)  # before the tokenizer and weights are loaded
     tokenizer = backbones.load_tokenizer(spec)
     optim = dict(
         optimizer=instantiate(cfg.optimizer),

@@ -8,15 +8,25 @@ and ``steps`` / ``warmup`` / ``limit`` where they apply.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def bench_trainer(cfg, callback, **settings):
+    """A Lightning trainer as the run's config has it (precision), without logging or saving."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        accelerator="cpu",
+        precision=cfg.trainer.precision,
+        logger=False,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        **settings,
+    )
 
 
 def compose(overrides: list[str]):
@@ -82,15 +92,7 @@ def measure_eval(spec: dict) -> dict:
             def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
                 collected.append(outputs.float().cpu())
 
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            precision=cfg.trainer.precision,
-            logger=False,
-            callbacks=[Collect()],
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-        )
+        trainer = bench_trainer(cfg, Collect())
         start = time.perf_counter()
         trainer.test(module, datamodule=datamodule, verbose=False)
         seconds = time.perf_counter() - start
@@ -121,34 +123,23 @@ def non_embedding_params(model) -> int:
 
 
 def measure_train(spec: dict) -> dict:
-    import pytorch_lightning as pl
     import torch
 
     steps, warmup = spec["steps"], spec["warmup"]
     cfg, datamodule, module = built(spec)
     times, tokens = [], []
     if spec["impl"] == "fewtune":
+        from fewtune.resources import StepTimer
 
-        class StepTimer(pl.Callback):
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-                self.start = time.perf_counter()
-
+        class TokenCountingStepTimer(StepTimer):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                times.append(time.perf_counter() - self.start)
+                super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
                 tokens.append(int(batch["attention_mask"].sum()))
 
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            precision=cfg.trainer.precision,
-            max_steps=warmup + steps,
-            limit_val_batches=0,
-            logger=False,
-            callbacks=[StepTimer()],
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-        )
+        timer = TokenCountingStepTimer()
+        trainer = bench_trainer(cfg, timer, max_steps=warmup + steps, limit_val_batches=0)
         trainer.fit(module, datamodule=datamodule)
+        times = timer.times
     else:
         from fewtune.bench.baseline import train_step
 
@@ -230,7 +221,9 @@ KINDS = {"eval": measure_eval, "train": measure_train, "load": measure_load, "st
 def main() -> None:
     spec = json.loads(sys.argv[1])
     result = KINDS[spec["kind"]](spec)
-    result["peak_rss_mb"] = peak_rss_mb()
+    from fewtune.resources import peak_memory_mb
+
+    result["peak_rss_mb"] = peak_memory_mb()["peak_rss_mb"]
     print("BENCH-RESULT " + json.dumps(result))
 
 

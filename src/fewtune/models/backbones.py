@@ -107,6 +107,15 @@ def load_tokenizer(spec: BackboneSpec):
     return tokenizer
 
 
+def require_lm_head(spec: BackboneSpec) -> None:
+    """Prompting scores label words with the LM head: refuse a checkpoint without a trained one."""
+    if not spec.lm_head:
+        raise FewtuneError(
+            f"model '{spec.name}' has no trained LM head, so it cannot score label words "
+            f"(method=prompt/zeroshot); use it with method=finetune, or pick a model with an LM head"
+        )
+
+
 # The LM-head backbone of the last job and a copy of its pre-trained weights: the jobs of a
 # multirun run in one process (Hydra's basic launcher), so the next job that asks for the
 # same backbone gets it back with its weights reset instead of loading it again.
@@ -126,23 +135,18 @@ def load_model(
 
     dtype = getattr(torch, spec.dtype)
     if head == "lm":
-        if not spec.lm_head:
-            raise FewtuneError(
-                f"model '{spec.name}' has no trained LM head, so it cannot score label words "
-                f"(method=prompt/zeroshot); use it with method=finetune, or pick a model with an LM head"
-            )
+        require_lm_head(spec)
         key = (spec.path, spec.family, spec.dtype)
-        cls = AutoModelForMaskedLM if spec.family == "masked" else AutoModelForCausalLM
-        if not reuse:
-            return _hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
-        if key in _reusable:
+        if reuse and key in _reusable:
             model, pristine = _reusable[key]
             model.load_state_dict(pristine)
             model.requires_grad_(True).zero_grad(set_to_none=True)
             return model
+        cls = AutoModelForMaskedLM if spec.family == "masked" else AutoModelForCausalLM
         model = _hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
-        _reusable.clear()  # one backbone at a time: a grid over models must not pile them up
-        _reusable[key] = (model, {name: t.detach().clone() for name, t in model.state_dict().items()})
+        if reuse:
+            _reusable.clear()  # one backbone at a time: a grid over models must not pile them up
+            _reusable[key] = (model, {name: t.detach().clone() for name, t in model.state_dict().items()})
         return model
     if head == "classifier":
         model = _hub_call(
