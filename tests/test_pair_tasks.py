@@ -92,9 +92,9 @@ def test_rte_templates_render_to_exact_tokens(bert_tokenizer, bpe_tokenizer):
     masked = PromptEncoder(bert_tokenizer, Template(spec.templates["masked"]), words, 64, causal=False)
     out = masked.encode(ex, spec.target(ex.label))
     assert bert_tokenizer.convert_ids_to_tokens(out.input_ids) == [
-        "[CLS]", "a", "man", "sleeps", ".", "?", "[MASK]", ",", "he", "is", "awake", ".", "[SEP]"
-    ]  # fmt: skip
-    assert out.slot == 6 and out.label == 1
+        "[CLS]", "a", "man", "sleeps", "?", "[MASK]", ",", "he", "is", "awake", ".", "[SEP]"
+    ]  # fmt: skip  (LM-BFF drops the premise's final "." and lowercases "He")
+    assert out.slot == 5 and out.label == 1
     assert bert_tokenizer.convert_ids_to_tokens(masked.label_word_ids) == ["yes", "no"]
 
     causal = PromptEncoder(bpe_tokenizer, Template(spec.templates["causal"]), words, 64, causal=True)

@@ -96,3 +96,29 @@ def test_label_word_that_is_not_one_token(bpe_tokenizer):
     bad = Verbalizer({"0": "terrible", "1": "supercalifragilistic"}, ["0", "1"])
     with pytest.raises(FewtuneError, match=r"label word 'supercalifragilistic' is not a single token.*splits into \["):
         encoder(bpe_tokenizer, "{sentence} It was {mask}", causal=True, verbalizer=bad)
+
+
+def test_pair_template_edits_join_two_sentences_as_lm_bff_does(bert_tokenizer):
+    # LM-BFF's "*sent-_0*?*mask*,*+sentl_1*": the premise loses its final character, the
+    # hypothesis its capital letter.
+    template = Template("{sentence1|drop_last} ? {mask} , {sentence2|lower_first}")
+    assert template.fields == ("sentence1", "sentence2")
+    pair = {"sentence1": "A man is running.", "sentence2": "The man moves."}
+    assert template.render(pair) == "A man is running ? [MASK] , the man moves."
+    nli = Verbalizer({"e": "yes", "n": "no"}, ["e", "n"])
+    out = encoder(bert_tokenizer, template.text, causal=False, verbalizer=nli).encode(Example(pair, "e"), 0)
+    assert bert_tokenizer.convert_ids_to_tokens(out.input_ids) == [
+        "[CLS]", "a", "man", "is", "running", "?", "[MASK]", ",", "the", "man", "moves", ".", "[SEP]",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{sentence|upper} It was {mask} .", r"unknown edit\(s\) \['upper'\] in \{sentence\|upper\}; the edits are \['drop_last', 'lower_first'\]"),
+        ("{sentence} It was {mask|drop_last} .", "the answer slot takes no edits"),
+    ],
+)
+def test_template_bad_edits(text, message):
+    with pytest.raises(FewtuneError, match=message):
+        Template(text)

@@ -71,7 +71,7 @@ class PromptEncoder:
     def encode(self, example: Example, label: int | float) -> Encoded:
         pieces = self.template.pieces
         fields = {
-            i: self._ids(example.fields[p.value], p.space) for i, p in enumerate(pieces) if p.kind == "field"
+            i: self._ids(p.fill(example.fields), p.space) for i, p in enumerate(pieces) if p.kind == "field"
         }
         fixed = len(self.prefix) + len(self.suffix) + sum(map(len, self.texts.values()))
         fixed += 0 if self.causal else 1

@@ -1,8 +1,10 @@
 """Templates and verbalizers: the two pieces that turn classification into language modelling.
 
 A template is readable text with placeholders: ``{sentence} It was {mask} .`` or
-``{sentence1} ? {mask} , {sentence2}``. ``{mask}`` is the answer slot; every other
-placeholder names a field of the task's examples. A verbalizer maps each label to a word.
+``{sentence1|drop_last} ? {mask} , {sentence2|lower_first}``. ``{mask}`` is the answer slot;
+every other placeholder names a field of the task's examples, optionally followed by edits
+(``|drop_last``, ``|lower_first``: LM-BFF's ``sent-_`` and ``sentl_`` for sentence pairs).
+A verbalizer maps each label to a word.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from typing import Iterable, Mapping
 from fewtune.errors import FewtuneError
 
 SLOT = "mask"
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(\w+)((?:\|\w+)*)\}")
+
+# LM-BFF's pair templates join two sentences into one: the first loses its final punctuation
+# ("sent-_0", its last character), the second continues mid-sentence ("sentl_1").
+FIELD_EDITS = {
+    "drop_last": lambda text: text[:-1],
+    "lower_first": lambda text: text[:1].lower() + text[1:],
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,14 @@ class Piece:
     kind: str  # "text" | "field" | "slot"
     value: str = ""
     space: bool = False
+    edits: tuple[str, ...] = ()  # FIELD_EDITS applied in order to a field's text
+
+    def fill(self, fields: Mapping[str, str]) -> str:
+        """A field piece's text for one example, after its edits."""
+        text = fields[self.value]
+        for edit in self.edits:
+            text = FIELD_EDITS[edit](text)
+        return text
 
 
 class Template:
@@ -45,9 +62,17 @@ class Template:
             literal = literal.rstrip()
             if literal.strip():
                 pieces.append(Piece("text", literal.strip(), space=literal[:1].isspace()))
-            name = match.group(1)
+            name, edits = match.group(1), tuple(filter(None, match.group(2).split("|")))
+            unknown = [e for e in edits if e not in FIELD_EDITS]
+            if unknown:
+                raise FewtuneError(
+                    f"template '{text}': unknown edit(s) {unknown} in {match.group(0)}; "
+                    f"the edits are {sorted(FIELD_EDITS)}"
+                )
             kind = "slot" if name == SLOT else "field"
-            pieces.append(Piece(kind, name, space=space))
+            if kind == "slot" and edits:
+                raise FewtuneError(f"template '{text}': the answer slot takes no edits; write {{{SLOT}}}")
+            pieces.append(Piece(kind, name, space=space, edits=edits))
             pos = match.end()
         tail = text[pos:]
         if tail.strip():
@@ -89,7 +114,7 @@ class Template:
         """The template as plain text (for display and debugging)."""
         out = []
         for p in self.pieces:
-            value = slot_text if p.kind == "slot" else fields[p.value] if p.kind == "field" else p.value
+            value = slot_text if p.kind == "slot" else p.fill(fields) if p.kind == "field" else p.value
             out.append((" " if p.space and out else "") + value)
         return "".join(out)
 
