@@ -12,16 +12,14 @@ from conftest import write_sst2_split
 from fewtune.table import collect_runs, make_table
 
 
-@pytest.fixture(scope="module")
-def multirun_dir(tmp_path_factory, tiny_masked):
-    root = tmp_path_factory.mktemp("multirun")
-    data = write_sst2_split(root / "data", k=4, seed=13)
-    write_sst2_split(root / "data", k=4, seed=21)
-    sweep = root / "sweep"
-    args = [
+def sweep_command(model, data, sweep) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fewtune.train",
         "-m",
         "model=hf",
-        f"model.path={tiny_masked}",
+        f"model.path={model}",
         "method=prompt,finetune",
         "seed=13,21",
         "k=4",
@@ -33,10 +31,38 @@ def multirun_dir(tmp_path_factory, tiny_masked):
         "trainer.enable_progress_bar=false",
         f"hydra.sweep.dir={sweep}",
     ]
+
+
+def run_sweep(model, data, sweep) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "fewtune.train", *args], capture_output=True, text=True, env=env)
+    result = subprocess.run(sweep_command(model, data, sweep), capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def multirun_dir(tmp_path_factory, tiny_masked):
+    root = tmp_path_factory.mktemp("multirun")
+    data = write_sst2_split(root / "data", k=4, seed=13)
+    write_sst2_split(root / "data", k=4, seed=21)
+    sweep = root / "sweep"
+    run_sweep(tiny_masked, data, sweep)
     return sweep
+
+
+def test_the_same_command_again_runs_only_unfinished_jobs(multirun_dir, tiny_masked, tmp_path):
+    """A grid killed halfway finishes by running its command again: complete jobs are skipped."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(multirun_dir, copy)
+    killed, *done = sorted(p for p in copy.iterdir() if (p / ".hydra").is_dir())
+    stamps = {job: (job / "metrics.json").stat().st_mtime_ns for job in done}
+    (killed / "metrics.json").unlink()
+    output = run_sweep(tiny_masked, multirun_dir.parent / "data", copy)
+    for job in done:
+        assert f"skipping {job}: complete" in output
+        assert (job / "metrics.json").stat().st_mtime_ns == stamps[job]
+    assert f"skipping {killed}" not in output
+    assert json.loads((killed / "metrics.json").read_text())["steps"] == 2
 
 
 def test_multirun_writes_one_folder_per_job(multirun_dir):

@@ -16,11 +16,23 @@ def _user_cache() -> str:
     return user_cache_dir("fewtune")
 
 
+def _precision_for(accelerator: str) -> str:
+    return "bf16-mixed" if str(accelerator) in ("gpu", "cuda") else "32-true"
+
+
+def _slurm_gpus(accelerator: str, devices) -> int | None:
+    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver("user_cache", _user_cache, replace=True)
     # A readable model name from a hub id or folder: "org/model" and "/x/model" give "model".
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)
+    # trainer=ddp: bf16 autocast on GPUs, full precision elsewhere (trainer.precision= overrides it).
+    OmegaConf.register_new_resolver("precision_for", _precision_for, replace=True)
+    # hydra/launcher=slurm: the GPUs to ask SLURM for, from the trainer's settings.
+    OmegaConf.register_new_resolver("slurm_gpus", _slurm_gpus, replace=True)
 
 
 register_resolvers()

@@ -74,6 +74,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), callbacks: list = (
     import hydra
     import pytorch_lightning as pl
 
+    from fewtune.progress_bars import progress_callbacks
     from fewtune.train import build
 
     run_dir = Path(run_dir)
@@ -81,7 +82,8 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), callbacks: list = (
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     load_run_weights(module, cfg, run_dir)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=list(callbacks), logger=False)
+    callbacks = [*callbacks, *progress_callbacks(cfg)]
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     return {name.removeprefix("test/"): v for name, v in module.test_results.items()}
 

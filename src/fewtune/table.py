@@ -11,9 +11,11 @@ Where several runs share a seed (a hyperparameter grid), the one with the best d
 is kept, as LM-BFF selects. Numbers are percentages; std is the population standard
 deviation over seeds (numpy's default, as LM-BFF reports).
 
-Written to --out (default: the first folder): table.md, table.tex, table.csv, a bar chart of
-mean and std per task (bar_chart.png) and, where the runs have several K, a learning curve
-(learning_curve.png). --paper adds LM-BFF's Table 3 rows (fewtune/paper.py) with the citation;
+Written to --out (default: the first folder): table.md, table.tex, table.csv, runs.csv (every
+run, whether its number is in the table, its config hash and git commit), a bar chart of
+mean and std per task with every seed as a dot (bar_chart.png), where the runs have several
+K a learning curve (learning_curve.png), and where there are peft runs trainable parameters
+against the metric (params_accuracy.png). --paper adds LM-BFF's Table 3 rows (fewtune/paper.py) with the citation;
 --wandb logs the table, a per-cell numeric table and the plots to a W&B run (offline unless
 WANDB_MODE=online).
 """
@@ -35,6 +37,7 @@ from omegaconf import OmegaConf
 from fewtune import config as _resolvers  # noqa: F401  (saved configs use its resolvers, e.g. ${basename:})
 from fewtune import paper as lmbff
 from fewtune.errors import FewtuneError
+from fewtune.progress import track
 from fewtune.results import FAILED_FILE, METRICS_FILE, write_file_atomic
 
 # LM-BFF Table 3's columns: single-sentence tasks, then sentence pairs.
@@ -59,6 +62,8 @@ class Run:
     test: float | None = None
     dev: float | None = None
     error: str = ""
+    trainable_params: int | None = None  # from metrics.json: the params-vs-accuracy plot
+    resumable: bool = False  # checkpoints/last.ckpt and no metrics.json: a rerun continues it
 
 
 @dataclass
@@ -177,8 +182,11 @@ def _read_run(folder: Path) -> Run:
     if (folder / METRICS_FILE).is_file():
         metrics = json.loads((folder / METRICS_FILE).read_text())
         run.status, run.test, run.dev = "completed", metrics["test"][run.metric], metrics.get("best_dev")
+        run.trainable_params = metrics.get("trainable_params")
     elif (folder / FAILED_FILE).is_file():
         run.status, run.error = "failed", json.loads((folder / FAILED_FILE).read_text()).get("error", "")
+    if run.status != "completed" and (folder / "checkpoints" / "last.ckpt").is_file():
+        run.status, run.resumable = "incomplete", True  # killed mid-training, even with failed.json
     return run
 
 
@@ -187,7 +195,7 @@ def collect_runs(roots: list[Path]) -> list[Run]:
     for root in roots:
         if not root.is_dir():
             raise FewtuneError(f"{root} is not a folder; give a multirun folder (outputs/multiruns/<date>)")
-        for config in sorted(root.rglob(".hydra/config.yaml")):
+        for config in track(sorted(root.rglob(".hydra/config.yaml")), f"reading runs in {root}"):
             runs.append(_read_run(config.parent.parent))
     return runs
 
@@ -197,21 +205,15 @@ def missing_jobs(root: Path, runs: list[Run]) -> list[str]:
     sweep_file = root / "multirun.yaml"
     if not sweep_file.is_file():
         return []
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from fewtune.sweep_jobs import expected_jobs
 
-    hydra_cfg = OmegaConf.load(sweep_file).hydra
-    # As Hydra's BasicSweeper: a sweep config's hydra.sweeper.params, then the command line's.
-    params = OmegaConf.to_container(hydra_cfg.sweeper.get("params") or OmegaConf.create({}))
-    arguments = [f"{key}={value}" for key, value in params.items()] + list(hydra_cfg.overrides.task)
-    parsed = OverridesParser.create().parse_overrides(arguments)
-    expected = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    expected = expected_jobs(OmegaConf.load(sweep_file).hydra)
     present = {frozenset(r.overrides) for r in runs if r.path.is_relative_to(root)}
     return [" ".join(job) for job in expected if frozenset(job) not in present]
 
 
-def best_per_seed(runs: list[Run]) -> dict[tuple, Cell]:
-    """(method, model, k, task) -> test metric of the best-on-dev run of each seed."""
+def best_runs(runs: list[Run]) -> dict[tuple, Run]:
+    """(method, model, k, task, seed) -> the completed run with the best dev metric."""
     chosen: dict[tuple, Run] = {}
     for run in runs:
         if run.status != "completed":
@@ -220,8 +222,13 @@ def best_per_seed(runs: list[Run]) -> dict[tuple, Cell]:
         best = chosen.get(key)
         if best is None or (run.dev or -math.inf) > (best.dev or -math.inf):
             chosen[key] = run
+    return chosen
+
+
+def best_per_seed(runs: list[Run]) -> dict[tuple, Cell]:
+    """(method, model, k, task) -> test metric of the best-on-dev run of each seed."""
     cells: dict[tuple, Cell] = defaultdict(Cell)
-    for (method, model, k, task, _seed), run in sorted(chosen.items(), key=lambda kv: kv[0][-1]):
+    for (method, model, k, task, _seed), run in sorted(best_runs(runs).items(), key=lambda kv: kv[0][-1]):
         cells[(method, model, k, task)].values.append(run.test)
     return cells
 
@@ -306,10 +313,16 @@ def to_csv(header: list[str], rows: list[list[str]]) -> str:
 
 def problems(roots: list[Path], runs: list[Run]) -> list[str]:
     lines = [f"failed: {r.path} ({r.error})" for r in runs if r.status == "failed"]
-    lines += [f"incomplete (killed or still running): {r.path}" for r in runs if r.status == "incomplete"]
+    lines += [f"incomplete ({_why_incomplete(r)}): {r.path}" for r in runs if r.status == "incomplete"]
     for root in roots:
         lines += [f"missing: {root} job '{job}'" for job in missing_jobs(root, runs)]
     return lines
+
+
+def _why_incomplete(run: Run) -> str:
+    if not run.resumable:
+        return "killed or still running"
+    return "resumable from checkpoints/last.ckpt" + (f"; last error: {run.error}" if run.error else "")
 
 
 def paper_note() -> str:
@@ -317,7 +330,12 @@ def paper_note() -> str:
 
 
 def make_table(
-    roots: list[Path], out: Path | None = None, paper: bool = False, wandb: bool = False, project: str = "fewtune"
+    roots: list[Path],
+    out: Path | None = None,
+    paper: bool = False,
+    wandb: bool = False,
+    project: str = "fewtune",
+    costs: bool = False,
 ) -> str:
     runs = collect_runs(roots)
     if not runs:
@@ -332,8 +350,16 @@ def make_table(
     write_file_atomic(out / "table.tex", to_latex(header, rows, note))
     write_file_atomic(out / "table.csv", to_csv(header, rows))
     from fewtune.table_plots import write_plots
+    from fewtune.table_runs import runs_csv
 
-    written = ["table.md", "table.tex", "table.csv"] + [p.name for p in write_plots(table, out)]
+    write_file_atomic(out / "runs.csv", runs_csv(runs, best_runs(runs)))  # which runs each cell came from
+    written = ["table.md", "table.tex", "table.csv", "runs.csv"] + [p.name for p in write_plots(table, out, runs)]
+    if costs:
+        from fewtune.table_costs import write_costs
+
+        costs_markdown, costs_files = write_costs(runs, out, TASK_ORDER, METHOD_ORDER)
+        markdown += "\n" + costs_markdown
+        written += costs_files
     report = problems(roots, runs)
     complete = sum(r.status == "completed" for r in runs)
     summary = [f"{complete} of {len(runs)} runs complete; {', '.join(written)} in {out}"]
@@ -351,9 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper", action="store_true", help="add LM-BFF's Table 3 numbers (Gao et al., 2021)")
     parser.add_argument("--wandb", action="store_true", help="log the table and plots to W&B (offline by default)")
     parser.add_argument("--wandb-project", default="fewtune", help="the W&B project (default: fewtune)")
+    parser.add_argument(
+        "--costs", action="store_true", help="also costs.md/.csv: trainable params, storage, step time per method"
+    )
     args = parser.parse_args(argv)
     try:
-        sys.stdout.write(make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project))
+        sys.stdout.write(make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project, args.costs))
     except FewtuneError as err:
         sys.exit(f"error: {err}")
     return 0

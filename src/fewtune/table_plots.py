@@ -1,23 +1,30 @@
-"""The table as figures: a bar chart of mean and std per task, and a learning curve over K.
+"""The table as figures: a bar chart of mean and std per task with every seed as a dot, a
+learning curve over K, and trainable parameters against the test metric for peft runs.
 
-Both are PNGs written beside table.md (matplotlib's Agg backend: no display needed).
+Each ``*_figure`` function returns a matplotlib figure (a notebook shows it); the functions
+without the suffix write it as a PNG beside table.md (matplotlib's Agg backend unless the
+caller already chose one, e.g. a notebook's inline backend: no display needed).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import sys
 from pathlib import Path
 
 from fewtune.results import write_file_atomic
 
 BAR_CHART = "bar_chart.png"
 LEARNING_CURVE = "learning_curve.png"
+PARAMS_ACCURACY = "params_accuracy.png"
 
 
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")  # a script or the CLI: never open a window
     import matplotlib.pyplot as plt
 
     return plt
@@ -49,8 +56,14 @@ def _colors(rows) -> list:
     return colors
 
 
-def bar_chart(table, path: Path) -> Path:
-    """Grouped bars: one group per task, one bar per table row, std as error bars; paper rows hatched."""
+def bar_chart(table, path: Path, dots: bool = True) -> Path:
+    """``bar_chart_figure`` as a PNG."""
+    return _save(bar_chart_figure(table, dots), path)
+
+
+def bar_chart_figure(table, dots: bool = True):
+    """Grouped bars: one group per task, one bar per table row, std as error bars; paper rows
+    hatched. ``dots``: each seed's own result as a dot on its bar, so the spread is visible."""
     import pandas as pd
 
     plt = _pyplot()
@@ -75,16 +88,40 @@ def bar_chart(table, path: Path) -> Path:
         if row.paper:
             for bar in container:
                 bar.set_hatch("//")
+        elif dots:
+            _seed_dots(ax, container, [row.cells.get(t) for t in table.tasks])
+    if dots and any(len(getattr(c, "values", ())) > 1 for row in table.rows for c in row.cells.values()):
+        ax.scatter([], [], s=9, color="black", label="one dot per seed")  # the legend's entry
     if table.has_paper:
         ax.set_title("hatched: LM-BFF (Gao, Fisch and Chen, ACL 2021), Table 3", fontsize=9)
     ax.set_ylabel("test metric (%), mean ± std over seeds")
     ax.set_ylim(bottom=min(0.0, float(means.min().min()) - 5) if means.notna().any().any() else 0)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "one dot per seed")  # the bars first
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def _seed_dots(ax, bars, cells) -> None:
+    """One dot per seed over its bar, spread across the bar so that equal results stay visible."""
+    for bar, cell in zip(bars, cells):
+        values = [] if cell is None else cell.values
+        if len(values) < 2:
+            continue
+        left, width = bar.get_x(), bar.get_width()
+        xs = [left + width * (0.25 + 0.5 * i / (len(values) - 1)) for i in range(len(values))]
+        ax.scatter(xs, [100 * v for v in values], s=9, color="black", alpha=0.75, zorder=3, linewidths=0)
 
 
 def learning_curve(table, path: Path) -> Path | None:
+    """``learning_curve_figure`` as a PNG; None where the runs have one K."""
+    fig = learning_curve_figure(table)
+    return None if fig is None else _save(fig, path)
+
+
+def learning_curve_figure(table):
     """Test metric against K, one line per method and backbone, one panel per task; None if one K."""
     plt = _pyplot()
     ours = [row for row in table.rows if not row.paper]
@@ -121,11 +158,15 @@ def learning_curve(table, path: Path) -> Path | None:
     fig.legend(legend.values(), legend.keys(), fontsize=8, loc="lower center", ncol=min(3, max(1, len(legend))),
                bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
-def write_plots(table, out: Path) -> list[Path]:
-    """The PNGs written for this table (the learning curve only where there are several K)."""
+def write_plots(table, out: Path, runs=None) -> list[Path]:
+    """The PNGs written for this table: the learning curve only where there are several K, the
+    parameters-vs-metric plot only where ``runs`` has peft runs."""
+    from fewtune.table_params import params_accuracy_figure
+
     written = [bar_chart(table, out / BAR_CHART)]
     curve = learning_curve(table, out / LEARNING_CURVE)
-    return written + ([curve] if curve else [])
+    params = params_accuracy_figure(runs) if runs else None
+    return written + ([curve] if curve else []) + ([_save(params, out / PARAMS_ACCURACY)] if params else [])

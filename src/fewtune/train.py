@@ -24,15 +24,22 @@ log = logging.getLogger("fewtune")
 
 def build(cfg: DictConfig):
     """The pieces of a run: (datamodule, LightningModule). Cheap checks come before loading weights."""
+    from functools import partial
+
     from hydra.utils import instantiate
 
     from fewtune import peft
     from fewtune.data.datamodule import FewShotDataModule
+    from fewtune.data.demo_datamodule import DemoDataModule
+    from fewtune.data.demonstrations import DemoSettings
     from fewtune.data.encoding import PlainEncoder, PromptEncoder
     from fewtune.data.prompts import Template, Verbalizer
     from fewtune.data.tasks import TaskSpec
     from fewtune.models import backbones
     from fewtune.models.classifier_head import ClassifierModule
+    from fewtune.models.demo_head import DemoPromptModule
+    from fewtune.models.exit_rules import from_run as exit_settings
+    from fewtune.models.exits import make_module
     from fewtune.models.prompt_head import PromptModule
 
     method = cfg.method
@@ -40,10 +47,12 @@ def build(cfg: DictConfig):
         raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
     peft.check(cfg.peft, method)
     task = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
+    exits = exit_settings(cfg, task.regression)  # None: exit=none
     test_split = cfg.get("test_split", "test")
     # Fail on missing data before loading weights.
     task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
     spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
+    demos = DemoSettings.from_method(method, causal=spec.family == "causal")  # None: no demonstrations
     if method.head == "lm":
         backbones.require_lm_head(spec)  # before the tokenizer and weights are loaded
     tokenizer = backbones.load_tokenizer(spec)
@@ -65,14 +74,20 @@ def build(cfg: DictConfig):
             tokenizer, template, Verbalizer(task.verbalizer, task.answer_keys), task.max_length, spec.family == "causal"
         )
         model = peft.apply(cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune)
-        module = PromptModule(model, encoder.label_word_ids, **optim)
+        if demos is None:
+            module = make_module(PromptModule, exits, model, encoder.label_word_ids, **optim)
+        else:  # averages the predictions over several demonstration sets
+            module = DemoPromptModule(model, encoder.label_word_ids, demos.average, **optim)
     else:
         encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
         model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
         model = peft.apply(cfg.peft, model, "classifier", **tune)
-        module = ClassifierModule(model, task.num_outputs, **optim)
+        module = make_module(ClassifierModule, exits, model, task.num_outputs, **optim)
 
-    datamodule = FewShotDataModule(
+    data_module = FewShotDataModule
+    if demos is not None:  # each query with demonstrations from the training set
+        data_module = partial(DemoDataModule, settings=demos, seed=cfg.seed, cache_dir=cfg.paths.cache_dir)
+    datamodule = data_module(
         task,
         encoder,
         pad_id=tokenizer.pad_token_id,
@@ -99,11 +114,16 @@ def train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from fewtune import peft
+    from fewtune import distributed, peft, resume, workers
+    from fewtune.progress_bars import progress_callbacks
     from fewtune.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
 
     start = time.perf_counter()
     out = Path(cfg.paths.output_dir)
+    workers.require_own_process()  # the seed and the backbone cache are per process
+    job = resume.Job(cfg)
+    if (done := job.start()) is not None:  # complete for this config: nothing to load
+        return done
     pl.seed_everything(cfg.seed, workers=True)
     reset_peak_gpu_memory()
     datamodule, module = build(cfg)
@@ -111,18 +131,22 @@ def train(cfg: DictConfig) -> dict:
 
     train_it = bool(cfg.method.train)
     step_timer = StepTimer()
-    callbacks = [*_instantiate_all(cfg.get("callbacks")), step_timer] if train_it else []
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), step_timer, *job.callbacks()] if train_it else []
+    callbacks += progress_callbacks(cfg)
     loggers = _instantiate_all(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    distributed.prepare(trainer)  # before fit starts the other DDP processes
 
-    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    best_ckpts = (c for c in callbacks if isinstance(c, ModelCheckpoint) and not isinstance(c, resume.ResumeCheckpoint))
+    checkpoint = next(best_ckpts, None)
     if train_it:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=job.resume_from(module))
         best_dev = float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None else None
         ckpt_path = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
-        if ckpt_path is None:
+        ckpt_path = job.best_checkpoint(ckpt_path, module)
+        if ckpt_path is None and not job.resumed_from:
             log.warning("no dev evaluation happened (max_steps < val_check_interval?): testing the last weights")
     else:
         (dev,) = trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -130,7 +154,7 @@ def train(cfg: DictConfig) -> dict:
     stored = Path(ckpt_path).stat().st_size if ckpt_path else 0
     if peft.enabled(cfg.peft):
         # The run keeps the best dev step's trained weights alone; the test runs with them.
-        stored = peft.keep_task_weights(module, ckpt_path, out, cfg.peft.name).stat().st_size
+        stored = peft.keep_task_weights(module, ckpt_path, out, cfg.peft.name, trainer.strategy).stat().st_size
         ckpt_path = None
         peft.merge_if_asked(module.model, cfg.peft)
     test_split = datamodule.sources["test"]
@@ -161,12 +185,15 @@ def train(cfg: DictConfig) -> dict:
         "steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - start, 2),
         **costs,
+        **job.record(),
     }
-    write_json_atomic(out / METRICS_FILE, results)
+    if trainer.is_global_zero:  # under DDP, one process writes the run's files
+        write_json_atomic(out / METRICS_FILE, results)
+        job.finish()
     for logger in loggers:
         logger.log_metrics({f"cost/{name}": v for name, v in costs.items() if v is not None}, step=trainer.global_step)
         logger.save()
-    if cfg.get("delete_checkpoints") and ckpt_path:
+    if cfg.get("delete_checkpoints") and ckpt_path and trainer.is_global_zero:
         Path(ckpt_path).unlink(missing_ok=True)
     metric = cfg.task.metric
     log.info("%s test %s = %.4f (best dev %s)", cfg.task.name, metric, results["test"][metric], best_dev)
@@ -185,18 +212,20 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from fewtune.distributed import write_json_on_rank_zero
+
     out = Path(cfg.paths.output_dir)
     try:
         results = train(cfg)
         return results["test"][cfg.task.metric]
     except FewtuneError as err:
-        write_json_atomic(out / FAILED_FILE, {"error": str(err)})
+        write_json_on_rank_zero(out / FAILED_FILE, {"error": str(err)})
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("job failed: %s", err)  # the other jobs go on; the table reports this one
             return None
         raise SystemExit(f"error: {err}") from None
     except BaseException as err:
-        write_json_atomic(out / FAILED_FILE, {"error": f"{type(err).__name__}: {err}"})
+        write_json_on_rank_zero(out / FAILED_FILE, {"error": f"{type(err).__name__}: {err}"})
         raise
     finally:
         _finish_wandb()

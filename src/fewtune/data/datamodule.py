@@ -65,20 +65,30 @@ class FewShotDataModule(pl.LightningDataModule):
         if self.encoded:
             return
         for split in SPLITS:
-            examples = self.task.read_split(self.folder, self.sources[split], self.data_dir)
-            if split != "test":
-                check_k_shot(self.task, examples, self.k, split)
+            examples = self.read(split)
             encoded = [self.encoder.encode(ex, self.task.target(ex.label)) for ex in examples]
             if split != "train":
                 # Evaluation order does not matter: sorting by length makes padding minimal.
                 encoded.sort(key=lambda e: len(e.input_ids))
             self.encoded[split] = encoded
 
+    def read(self, split: str) -> list:
+        """The examples of a phase's split, with K per class checked in train and dev."""
+        examples = self.task.read_split(self.folder, self.sources[split], self.data_dir)
+        if split != "test":
+            check_k_shot(self.task, examples, self.k, split)
+        return examples
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.encoded["train"], batch_size=self.batch_size, shuffle=True, collate_fn=self.collate)
 
     def _eval_loader(self, split: str) -> DataLoader:
-        return DataLoader(self.encoded[split], batch_size=self.eval_batch_size, collate_fn=self.collate)
+        from fewtune.distributed import eval_sampler
+
+        data = self.encoded[split]
+        # Under DDP each process gets its share of the split, no example twice (the metric is exact).
+        sampler = eval_sampler(self.trainer, data)
+        return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("dev")

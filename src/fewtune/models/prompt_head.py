@@ -38,8 +38,10 @@ class PromptModule(FewShotModule):
         rows = torch.arange(hidden.size(0), device=hidden.device)
         return hidden[rows, batch["slot"]]
 
-    def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def label_logits(self, batch: dict[str, torch.Tensor], word_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The LM head's logits at the slot for the label words (``word_ids``: other words, e.g.
+        another template's, where a space before the slot changes them)."""
         h = self.slot_hidden(batch)
         for module in split_lm(self.model)[1]:
             h = module(h)
-        return h[:, self.label_word_ids]
+        return h[:, self.label_word_ids if word_ids is None else word_ids]

@@ -26,14 +26,26 @@ def trained_weights(module: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().cpu().contiguous() for name, p in module.named_parameters() if p.requires_grad}
 
 
-def keep_task_weights(module: nn.Module, ckpt_path: str | None, run_dir: str | Path, peft_name: str) -> Path:
+def keep_task_weights(
+    module: nn.Module, ckpt_path: str | None, run_dir: str | Path, peft_name: str, strategy=None
+) -> Path:
     """Load the best checkpoint's weights into ``module`` (if there is one: else it keeps its last
-    weights), write them as the run's task weights and delete the checkpoint."""
+    weights), write them as the run's task weights and delete the checkpoint.
+
+    ``strategy`` (Lightning's, under DDP): every process loads the weights it tests with, and
+    global rank 0 alone writes the file and deletes the checkpoint once all have read it."""
     if ckpt_path:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
         load_into(module, state, ckpt_path)
     path = Path(run_dir) / TASK_WEIGHTS_FILE
+    if strategy is not None:
+        strategy.barrier("fewtune.keep_task_weights.read")
+        if not strategy.is_global_zero:
+            strategy.barrier("fewtune.keep_task_weights.written")
+            return path
     _save_atomic(trained_weights(module), path, {"peft": peft_name})
+    if strategy is not None:
+        strategy.barrier("fewtune.keep_task_weights.written")  # the file exists for every process
     if ckpt_path:
         Path(ckpt_path).unlink(missing_ok=True)
         try:

@@ -1,0 +1,55 @@
+"""Contextual calibration (Zhao, Wallace, Feng, Klein and Singh, ICML 2021, "Calibrate Before
+Use: Improving Few-Shot Performance of Language Models").
+
+A prompt biases the LM towards some label words whatever the input. The bias is measured on
+content-free inputs ("N/A", "", the mask token) put in every field of the template: their
+label-word probabilities, averaged and renormalised, are ``p_cf``. A prediction's probabilities
+``p`` are then rescaled by diag(p_cf)^-1 and renormalised, so that a content-free input scores
+every label equally. (The paper's W = diag(p_cf)^-1, b = 0, as its code renormalises.)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from fewtune.data.encoding import PromptEncoder
+from fewtune.data.tasks import Example
+from fewtune.errors import FewtuneError
+
+CONTENT_FREE = ("N/A", "")
+
+
+def content_free_texts(tokenizer) -> list[str]:
+    """"N/A", "" and, for a tokenizer that has one (masked LMs), the mask token."""
+    return [*CONTENT_FREE, *([tokenizer.mask_token] if tokenizer.mask_token else [])]
+
+
+def content_free_examples(fields: Sequence[str], texts: Sequence[str]) -> list[Example]:
+    """One example per content-free text, the text in every field (a pair task gets it twice)."""
+    return [Example(fields={name: text for name in fields}, label="") for text in texts]
+
+
+def content_free_probs(module, encoder: PromptEncoder, fields: Sequence[str], texts: Sequence[str] | None = None):
+    """p_cf: [labels], the label-word probabilities averaged over the content-free inputs, summing to 1."""
+    from fewtune.scoring import label_probs
+
+    texts = content_free_texts(encoder.tokenizer) if texts is None else list(texts)
+    if not texts:
+        raise FewtuneError("contextual calibration needs at least one content-free input, e.g. 'N/A'")
+    p = label_probs(module, encoder, content_free_examples(fields, texts)).mean(0)
+    return p / p.sum()
+
+
+def calibrate(probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
+    """``probs`` ([..., labels]) rescaled by diag(p_cf)^-1 and renormalised over the labels."""
+    if probs.shape[-1] != p_cf.shape[-1] or p_cf.dim() != 1:
+        raise FewtuneError(
+            f"calibration: probabilities over {probs.shape[-1]} labels but p_cf over {tuple(p_cf.shape)}; "
+            "compute p_cf with the same task and template"
+        )
+    if not bool((p_cf > 0).all()):
+        raise FewtuneError("calibration: p_cf has a label with probability 0, which cannot be rescaled")
+    q = probs / p_cf
+    return q / q.sum(-1, keepdim=True)

@@ -1,0 +1,118 @@
+"""The data module with demonstrations: every item is a group of renderings of one example.
+
+Training draws a fresh demonstration set each time an example is drawn (LM-BFF resamples at
+every step): a group of one. Dev and test render each example with ``eval_sets`` sets, drawn
+once in ``setup`` from a generator seeded by (seed, split, example), so that every dev
+evaluation and the test see the same demonstrations and a seed gives the same numbers; the
+module averages the predictions of a group (models/demo_head.py).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from fewtune.data.datamodule import Collator, FewShotDataModule
+from fewtune.data.demo_encoding import DemonstrationEncoder
+from fewtune.data.demonstrations import DemoSampler, DemoSettings, demo_class
+from fewtune.data.encoding import Encoded, PromptEncoder
+from fewtune.data.similarity import Embed, cosine, load_encoder
+from fewtune.data.tasks import SPLITS, Example, TaskSpec
+
+
+class GroupCollator(Collator):
+    """Pads the rows of all groups into one batch; one label per example, ``sets`` rows each."""
+
+    def __call__(self, groups: list[list[Encoded]]) -> dict[str, torch.Tensor]:
+        batch = super().__call__([row for group in groups for row in group])
+        sets = len(groups[0])
+        batch["labels"] = batch["labels"][::sets]
+        batch["sets"] = sets
+        return batch
+
+
+class TrainDemos(Dataset):
+    """Training examples whose demonstrations are drawn anew at every access."""
+
+    def __init__(self, examples, targets, encoder, sampler, pools, demos, seed: int):
+        self.examples, self.targets, self.encoder = examples, targets, encoder
+        self.sampler, self.pools, self.demos = sampler, pools, demos
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> list[Encoded]:
+        chosen = self.sampler.draw(self.pools[i], self.rng)
+        return [self.encoder.encode(self.examples[i], self.targets[i], [self.demos[j] for j in chosen])]
+
+
+class DemoDataModule(FewShotDataModule):
+    def __init__(
+        self,
+        task: TaskSpec,
+        encoder: PromptEncoder,
+        *args,
+        settings: DemoSettings,
+        seed: int,
+        cache_dir: str | Path | None = None,
+        embed: Embed | None = None,
+        **kwargs,
+    ):
+        shown = settings.shown(len(encoder.label_word_ids))
+        # Room for each demonstration as long as the input, within what the tokenizer says the model takes.
+        max_length = settings.max_length or min(task.max_length * (1 + shown), encoder.tokenizer.model_max_length)
+        demo_encoder = DemonstrationEncoder(encoder, max_length, settings.query_first(encoder.causal), settings.separator)
+        super().__init__(task, demo_encoder, *args, **kwargs)
+        self.settings = settings
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.embed = embed  # None: settings.encoder is loaded when sampling is similar
+        self.collate = GroupCollator(self.collate.pad_id)
+        # eval_batch_size counts rows, and every example brings eval_sets of them.
+        self.eval_batch_size = max(1, self.eval_batch_size // settings.eval_sets)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.encoded:
+            return
+        examples = {split: self.read(split) for split in SPLITS}
+        targets = {split: [self.task.target(ex.label) for ex in exs] for split, exs in examples.items()}
+        classes = [demo_class(t, self.task.regression) for t in targets["train"]]
+        sampler = DemoSampler(classes, len(self.encoder.label_word_ids), self.settings)
+        demos = list(zip(examples["train"], classes))
+        # Kept for inspection: the examples and, per query, the pools its demonstrations come from.
+        self.examples, self.pools = examples, self._pools(sampler, examples)
+        self.encoded["train"] = TrainDemos(
+            examples["train"], targets["train"], self.encoder, sampler, self.pools["train"], demos, self.seed
+        )
+        for split in ("dev", "test"):
+            groups = []
+            for i, (example, target) in enumerate(zip(examples[split], targets[split])):
+                rng = random.Random(f"{self.seed}/{split}/{i}")
+                draws = [sampler.draw(self.pools[split][i], rng) for _ in range(self.settings.eval_sets)]
+                groups.append([self.encoder.encode(example, target, [demos[j] for j in d]) for d in draws])
+            # Evaluation order does not matter: sorting by length makes padding minimal.
+            groups.sort(key=lambda g: max(len(e.input_ids) for e in g))
+            self.encoded[split] = groups
+
+    def _pools(self, sampler: DemoSampler, examples: dict[str, list[Example]]) -> dict[str, list]:
+        """Per split, per query: the pools its demonstrations are drawn from."""
+        similarity = dict.fromkeys(SPLITS)
+        if self.settings.sampling == "similar":
+            embed = self.embed or load_encoder(self.settings.encoder, self.cache_dir)
+            # Embeddings are computed once per run: every draw reuses these similarities.
+            vectors = {split: embed([self._text(ex) for ex in exs]) for split, exs in examples.items()}
+            similarity = {split: cosine(vectors[split], vectors["train"]).tolist() for split in SPLITS}
+        return {
+            split: [
+                sampler.candidates(i if split == "train" else None, None if similarity[split] is None else similarity[split][i])
+                for i in range(len(exs))
+            ]
+            for split, exs in examples.items()
+        }
+
+    def _text(self, example: Example) -> str:
+        return " ".join(example.fields[f] for f in self.task.text_fields)

@@ -1,0 +1,36 @@
+"""Prompt-based scoring with demonstrations: one prediction from several demonstration sets.
+
+A dev or test batch holds ``sets`` rows per example (the same query with different
+demonstrations, data/demo_datamodule.py). ``average_sets`` turns them into one row of label
+logits: by default the log of the mean label-word probability, so that a softmax, an argmax or
+a regression score of the result is that of the averaged probabilities; ``average=logits``
+averages the raw label-word logits instead, as LM-BFF's code does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from fewtune.models.prompt_head import PromptModule
+
+
+def average_sets(logits: torch.Tensor, sets: int, average: str = "probs") -> torch.Tensor:
+    """[examples * sets, labels] -> [examples, labels]; the rows of an example are consecutive."""
+    if sets == 1:
+        return logits
+    grouped = logits.float().view(-1, sets, logits.size(-1))
+    if average == "logits":
+        return grouped.mean(1)
+    return grouped.log_softmax(-1).logsumexp(1) - math.log(sets)
+
+
+class DemoPromptModule(PromptModule):
+    def __init__(self, model: nn.Module, label_word_ids: list[int], average: str = "probs", **kwargs):
+        super().__init__(model, label_word_ids, **kwargs)
+        self.average = average
+
+    def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return average_sets(super().label_logits(batch), batch.get("sets", 1), self.average)

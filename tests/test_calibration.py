@@ -1,0 +1,94 @@
+"""Contextual calibration (Zhao et al., 2021) and the prompt playground on tiny random backbones."""
+
+import pytest
+import torch
+
+from fewtune.calibration import calibrate, content_free_examples, content_free_probs, content_free_texts
+from fewtune.errors import FewtuneError
+from fewtune.playground import Playground
+from fewtune.scoring import label_probs
+
+
+def test_calibration_makes_the_content_free_distribution_uniform():
+    p_cf = torch.tensor([0.8, 0.15, 0.05])  # a prompt biased towards label 0
+    assert calibrate(p_cf, p_cf) == pytest.approx(torch.full((3,), 1 / 3))
+    # a prediction that only follows the bias flips; rows stay distributions
+    probs = torch.tensor([[0.58, 0.3, 0.12], [0.9, 0.05, 0.05]])
+    q = calibrate(probs, p_cf)
+    assert q.argmax(-1).tolist() == [2, 0]
+    assert q.sum(-1) == pytest.approx(torch.ones(2))
+
+
+def test_calibration_refuses_mismatched_or_zero_p_cf():
+    with pytest.raises(FewtuneError, match="over 2 labels"):
+        calibrate(torch.tensor([[0.5, 0.5]]), torch.tensor([0.2, 0.3, 0.5]))
+    with pytest.raises(FewtuneError, match="probability 0"):
+        calibrate(torch.tensor([[0.5, 0.5]]), torch.tensor([1.0, 0.0]))
+
+
+def test_content_free_inputs_fill_every_field_and_use_the_mask_token(bert_tokenizer, bpe_tokenizer):
+    assert content_free_texts(bert_tokenizer) == ["N/A", "", "[MASK]"]
+    assert content_free_texts(bpe_tokenizer) == ["N/A", ""]  # a causal LM has no mask token
+    (pair,) = content_free_examples(["sentence1", "sentence2"], ["N/A"])
+    assert dict(pair.fields) == {"sentence1": "N/A", "sentence2": "N/A"}
+
+
+@pytest.fixture(scope="module", params=["masked", "causal"])
+def playground(request, tiny_masked, tiny_causal, tmp_path_factory):
+    from conftest import write_sst2_split
+
+    data = write_sst2_split(tmp_path_factory.mktemp("data"))
+    model = tiny_masked if request.param == "masked" else tiny_causal
+    return Playground("sst2", "hf", [f"model.path={model}", "k=4", "seed=13", f"paths.data_dir={data}"])
+
+
+def test_a_content_free_input_scores_uniform_after_calibration(playground):
+    template = playground.default_template
+    encoder = playground.encoder(template)
+    p_cf = content_free_probs(playground.module, encoder, ["sentence"], ["N/A"])
+    raw = label_probs(playground.module, encoder, content_free_examples(["sentence"], ["N/A"]))
+    assert not torch.allclose(raw, torch.full_like(raw, 0.5))  # the random model is biased
+    assert calibrate(raw, p_cf) == pytest.approx(torch.full_like(raw, 0.5))
+    averaged = playground.content_free(template)  # over all of "N/A", "" (and the mask token)
+    assert averaged.sum() == pytest.approx(1.0) and averaged.shape == (2,)
+
+
+def test_label_probs_are_the_modules_own_zero_shot_scores(playground):
+    from fewtune.data.datamodule import Collator
+
+    encoder = playground.encoder(playground.default_template)
+    examples = playground.dev[:4]
+    batch = Collator(encoder.tokenizer.pad_token_id)([encoder.encode(ex, 0) for ex in examples])
+    playground.module.eval()  # as zero-shot evaluation runs it: no dropout
+    with torch.no_grad():
+        expected = playground.module.label_logits(batch).softmax(-1)
+    assert label_probs(playground.module, encoder, examples, batch_size=3) == pytest.approx(expected, abs=1e-6)
+
+
+def test_tokens_show_the_slot(playground):
+    example = playground.dev[0]
+    shown = playground.tokens(playground.default_template, example)
+    if playground.causal:  # the last prompt token predicts the label word
+        assert shown["slot"] == len(shown["ids"]) - 1 and shown["slot_token"] == "Ġwas"
+        assert shown["text"].endswith("It was {mask}")
+    else:
+        assert shown["slot_token"] == "[MASK]" and shown["tokens"][0] == "[CLS]"
+        assert shown["text"].endswith("It was [MASK] .")
+    assert example.fields["sentence"].split()[0] in shown["text"]
+
+
+def test_compare_and_examples(playground):
+    templates = [playground.default_template, playground.default_template.replace("It was", "All in all, it was")]
+    frame = playground.compare(templates)
+    assert frame["template"].tolist() == templates
+    assert frame["accuracy"].between(0, 100).all() and frame["calibrated"].between(0, 100).all()
+    assert frame.loc[0, "accuracy"] == pytest.approx(100 * playground.accuracy(templates[0]))
+    assert [ex.label for ex in playground.examples(3)] == ["0", "1", "0"]
+    table = playground.probs_table(templates[0], playground.examples(2))
+    assert list(table.columns) == ["text", "gold", "p(terrible)", "p(great)",
+                                   "calibrated p(terrible)", "calibrated p(great)"]
+
+
+def test_a_template_unfit_for_the_family_is_one_line(playground):
+    with pytest.raises(FewtuneError, match="lacks|after"):
+        playground.encoder("{premise} It was {mask} .")

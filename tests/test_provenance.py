@@ -1,0 +1,43 @@
+"""Provenance in metrics.json: package versions, the git commit, the data files' checksums."""
+
+import hashlib
+import re
+import subprocess
+
+import torch
+
+from conftest import compose_cfg, tiny_overrides
+from fewtune import provenance
+from fewtune.config import PROJECT_ROOT
+
+
+def test_versions_name_every_package():
+    found = provenance.versions()
+    assert set(found) == {"python", *provenance.PACKAGES}
+    assert found["torch"] == torch.__version__
+    assert found["fewtune"] is not None and re.fullmatch(r"\d+\.\d+\.\d+", found["python"])
+
+
+def test_git_state_is_null_without_a_checkout_or_without_git(tmp_path, monkeypatch):
+    assert provenance.git_state(tmp_path) == {"commit": None, "dirty": None}
+    if (PROJECT_ROOT / ".git").exists():
+        state = provenance.git_state()
+        assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and isinstance(state["dirty"], bool)
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    (tmp_path / ".git").mkdir()
+    assert provenance.git_state(tmp_path) == {"commit": None, "dirty": None}
+
+
+def test_data_checksums_are_those_of_the_files_read(data_dir, tiny_masked, tmp_path):
+    cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt", "test_split=dev"), tmp_path)
+    files = provenance.data_files(cfg)
+    assert [f["file"] for f in files.values()] == [
+        "k-shot/SST-2/4-13/train.tsv", "k-shot/SST-2/4-13/dev.tsv", "k-shot/SST-2/4-13/dev.tsv"
+    ]
+    for entry in files.values():
+        assert entry["md5"] == hashlib.md5((data_dir / entry["file"]).read_bytes()).hexdigest()
+    assert provenance.collect(files)["data"] == files

@@ -1,0 +1,61 @@
+"""The table's figures as objects: a dot per seed on the bars, and trainable parameters against
+the test metric for parameter-efficient runs (also written by the table command)."""
+
+import pytest
+
+from fake_runs import fake_grid, fake_run
+from fewtune.table import collect_runs, make_table, summarize
+from fewtune.table_params import params_accuracy_figure, params_points
+from fewtune.table_plots import bar_chart_figure, learning_curve_figure
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return collect_runs([fake_grid(tmp_path / "grid")])
+
+
+def _scatters(ax):
+    from matplotlib.collections import PathCollection  # error bars are LineCollections
+
+    return [c for c in ax.collections if isinstance(c, PathCollection)]
+
+
+def _dots(ax) -> list[float]:
+    return sorted(y for collection in _scatters(ax) for _, y in collection.get_offsets())
+
+
+def test_bar_chart_has_one_dot_per_seed_at_its_result(runs):
+    table = summarize(runs, paper=True)
+    ax = bar_chart_figure(table, dots=True).axes[0]
+    ours = [cell for row in table.rows if not row.paper for cell in row.cells.values()]
+    assert _dots(ax) == pytest.approx(sorted(100 * v for cell in ours for v in cell.values))
+    assert "one dot per seed" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert _dots(bar_chart_figure(table, dots=False).axes[0]) == []
+
+
+def test_params_plot_puts_each_method_at_its_trainable_parameters(runs):
+    points = params_points(runs)
+    assert set(points) == {"sst2", "mr"}
+    sst2 = points["sst2"]
+    assert sst2[("Prompt-based FT + LoRA", "tiny", 16)] == (460_000, pytest.approx([0.6, 0.8]))
+    assert sst2[("Prompt-based FT", "tiny", 16)][0] == 135_000_000
+    assert not any(title.startswith("Zero-shot") for title, _, _ in sst2)  # trains nothing
+    fig = params_accuracy_figure(runs)
+    xs = {x for collection in _scatters(fig.axes[0]) for x, _ in collection.get_offsets()}
+    assert {460_000, 135_000_000} <= xs
+
+
+def test_no_params_plot_without_peft_runs_and_no_curve_with_one_k(tmp_path):
+    for seed in (13, 21):
+        fake_run(tmp_path / "plain", "sst2", "prompt", seed, 0.8)
+    runs = collect_runs([tmp_path / "plain"])
+    assert params_accuracy_figure(runs) is None
+    fake_run(tmp_path / "plain", "sst2", "prompt", 13, 0.8, peft="lora", trainable=None)  # before the count existed
+    assert params_accuracy_figure(collect_runs([tmp_path / "plain"])) is None
+    assert learning_curve_figure(summarize(runs)) is None
+
+
+def test_table_command_writes_the_params_plot_for_peft_runs(tmp_path):
+    out = make_table([fake_grid(tmp_path / "grid")], tmp_path / "out")
+    assert "params_accuracy.png" in out and "learning_curve.png" in out
+    assert (tmp_path / "out" / "params_accuracy.png").read_bytes()[:4] == b"\x89PNG"
