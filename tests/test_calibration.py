@@ -92,3 +92,30 @@ def test_compare_and_examples(playground):
 def test_a_template_unfit_for_the_family_is_one_line(playground):
     with pytest.raises(FewtuneError, match="lacks|after"):
         playground.encoder("{premise} It was {mask} .")
+
+
+def test_zeroshot_with_calibrate_scores_content_free_input_uniformly(tiny_causal, data_dir, tmp_path):
+    from conftest import compose_cfg, tiny_overrides
+
+    from fewtune.train import build, train
+
+    overrides = tiny_overrides(tiny_causal, data_dir, "zeroshot", "method.calibrate=true")
+    results = train(compose_cfg(overrides, tmp_path / "run"))
+    p_cf = torch.tensor(results["calibration_p_cf"])
+    assert p_cf.sum() == pytest.approx(1.0) and (p_cf != 0.5).all()  # the tiny model is biased
+    plain = train(compose_cfg(tiny_overrides(tiny_causal, data_dir, "zeroshot"), tmp_path / "plain"))
+    assert "calibration_p_cf" not in plain
+
+    datamodule, module = build(compose_cfg(overrides, tmp_path / "again"))
+    module.p_cf = p_cf
+    probs = label_probs(module, datamodule.encoder, content_free_examples(["sentence"], ["N/A", ""]))
+    assert probs.mean(0) == pytest.approx(torch.tensor([0.5, 0.5]), abs=0.05)
+
+
+def test_calibrate_refuses_a_trained_method(tiny_causal, data_dir, tmp_path):
+    from conftest import compose_cfg, tiny_overrides
+
+    from fewtune.train import train
+
+    with pytest.raises(FewtuneError, match=r"method 'prompt': calibrate=true needs an untrained prompt"):
+        train(compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", "+method.calibrate=true"), tmp_path))

@@ -53,3 +53,18 @@ def calibrate(probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
         raise FewtuneError("calibration: p_cf has a label with probability 0, which cannot be rescaled")
     q = probs / p_cf
     return q / q.sum(-1, keepdim=True)
+
+
+def calibrate_module(cfg, module, encoder, fields: Sequence[str]) -> list[float] | None:
+    """For ``method.calibrate=true``: measure p_cf with the untrained module and make its label
+    logits calibrated ones. Returns p_cf (for metrics.json), or None when the option is off."""
+    method = cfg.method
+    if not method.get("calibrate", False):
+        return None
+    if method.head != "lm" or method.train or method.get("demonstrations") is not None:
+        raise FewtuneError(
+            f"method '{method.name}': calibrate=true needs an untrained prompt without demonstrations "
+            "(method=zeroshot): p_cf is measured once, before evaluation"
+        )
+    module.p_cf = content_free_probs(module, encoder, fields)
+    return module.p_cf.tolist()

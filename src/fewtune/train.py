@@ -115,6 +115,7 @@ def train(cfg: DictConfig) -> dict:
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from fewtune import distributed, peft, resume, workers
+    from fewtune.calibration import calibrate_module
     from fewtune.progress_bars import progress_callbacks
     from fewtune.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
 
@@ -127,6 +128,7 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     reset_peak_gpu_memory()
     datamodule, module = build(cfg)
+    p_cf = calibrate_module(cfg, module, datamodule.encoder, datamodule.task.text_fields)
     trainable, total = count_parameters(module)  # before a merge folds the adapters away
 
     train_it = bool(cfg.method.train)
@@ -182,6 +184,7 @@ def train(cfg: DictConfig) -> dict:
         "test": {name.removeprefix("test/"): v for name, v in module.test_results.items()},
         "test_split": test_split,
         "best_dev": best_dev,
+        **({"calibration_p_cf": p_cf} if p_cf is not None else {}),
         "steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - start, 2),
         **costs,

@@ -31,6 +31,8 @@ class PromptModule(FewShotModule):
         super().__init__(num_labels=len(label_word_ids), **kwargs)
         self.model = model
         self.register_buffer("label_word_ids", torch.tensor(label_word_ids), persistent=False)
+        # Contextual calibration's p_cf (fewtune/calibration.py), set for method.calibrate=true.
+        self.p_cf: torch.Tensor | None = None
 
     def slot_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         body, _ = split_lm(self.model)
@@ -44,4 +46,10 @@ class PromptModule(FewShotModule):
         h = self.slot_hidden(batch)
         for module in split_lm(self.model)[1]:
             h = module(h)
-        return h[:, self.label_word_ids if word_ids is None else word_ids]
+        logits = h[:, self.label_word_ids if word_ids is None else word_ids]
+        if self.p_cf is None or word_ids is not None:
+            return logits
+        from fewtune.calibration import calibrate
+
+        # log of the calibrated probabilities: argmax, softmax and STS-B's score all follow them
+        return calibrate(logits.float().softmax(-1), self.p_cf.to(logits.device)).log()
