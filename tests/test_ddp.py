@@ -35,6 +35,7 @@ def ddp_args(model_dir, data_dir, run_dir, method, *extra) -> list[str]:
         "trainer=ddp",
         "eval_batch_size=7",  # 15 test examples: 2 batches on rank 0, 1 on rank 1
         "optimizer.lr=5e-3",  # the weights move: testing the wrong ones would show
+        *(["peft.lr=5e-3"] if any(e.startswith("peft=") and e != "peft=none" for e in extra) else []),
         f"hydra.run.dir={run_dir}",
     ]
 

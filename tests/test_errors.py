@@ -32,8 +32,9 @@ def test_unreachable_hub_names_the_offline_backbones(data_dir, tmp_path):
 
 
 def test_label_word_that_splits_fails_before_training(data_dir, tiny_causal, tmp_path):
-    overrides = tiny_overrides(tiny_causal, data_dir, "prompt", "task.verbalizer.1=supercalifragilistic")
-    with pytest.raises(FewtuneError, match="label word 'supercalifragilistic' is not a single token"):
+    # Early exit reads one logit per word at an inner layer: a word of several tokens is refused.
+    overrides = tiny_overrides(tiny_causal, data_dir, "prompt", "task.verbalizer.1=supercalifragilistic", "exit=all")
+    with pytest.raises(FewtuneError, match="label word 'supercalifragilistic' is not a single token.*early exit"):
         build(compose_cfg(overrides, tmp_path))
 
 

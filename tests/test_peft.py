@@ -151,7 +151,7 @@ def test_merge_keeps_the_predictions(peft, family, data_dir, tmp_path, request):
     from fewtune.evaluate import load_run_weights
     from fewtune.peft import merge_if_asked
 
-    extra = ("optimizer.lr=1e-2", "peft.merge=true")  # a large step: the update is far from the identity
+    extra = ("peft.lr=1e-2", "peft.merge=true")  # a large step: the update is far from the identity
     cfg = compose_cfg(overrides(request.getfixturevalue(family), data_dir, "prompt", peft, *extra), tmp_path)
     results = run_like_hydra(cfg, tmp_path)
     assert evaluate(tmp_path) == results["test"]  # merged again after loading
@@ -187,7 +187,7 @@ def test_peft_never_touches_the_reused_backbone(data_dir, tiny_causal, tmp_path)
     from fewtune.models import backbones
 
     plain = build(compose_cfg(overrides(tiny_causal, data_dir, "prompt", "none"), tmp_path / "a"))[1].model
-    train(compose_cfg(overrides(tiny_causal, data_dir, "prompt", "lora", "optimizer.lr=1e-2"), tmp_path / "b"))
+    train(compose_cfg(overrides(tiny_causal, data_dir, "prompt", "lora", "peft.lr=1e-2"), tmp_path / "b"))
     lora = build(compose_cfg(overrides(tiny_causal, data_dir, "prompt", "lora"), tmp_path / "c"))[1].model
     again = build(compose_cfg(overrides(tiny_causal, data_dir, "prompt", "none"), tmp_path / "d"))[1].model
     assert lora is not plain and again is plain
@@ -297,3 +297,15 @@ def test_prefix_tuning_is_refused_where_the_body_takes_no_cache(arch):
     ids = torch.randint(5, 60, (2, 7))
     out = model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids))[0]
     assert out.shape[:2] == (2, 7)
+
+
+@pytest.mark.parametrize(("peft", "lr"), [("none", 1e-5), ("lora", 5e-4), ("ia3", 3e-3), ("lora peft.lr=null", 1e-5)])
+def test_a_peft_method_trains_at_its_own_learning_rate(peft, lr, tiny_masked, data_dir, tmp_path):
+    from conftest import compose_cfg, tiny_overrides
+
+    from fewtune.train import build
+
+    name, *extra = peft.split()
+    cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt", f"peft={name}", "optimizer.lr=1e-5", *extra), tmp_path)
+    _, module = build(cfg)
+    assert module.optimizer_factory.keywords["lr"] == lr

@@ -93,9 +93,12 @@ def test_template_too_long_for_max_length(bert_tokenizer):
 
 
 def test_label_word_that_is_not_one_token(bpe_tokenizer):
+    # Words of several tokens are scored (tests/test_verbalizers.py); methods that read one
+    # position per word (early exit, demonstrations) refuse them with what the word splits into.
     bad = Verbalizer({"0": "terrible", "1": "supercalifragilistic"}, ["0", "1"])
-    with pytest.raises(FewtuneError, match=r"label word 'supercalifragilistic' is not a single token.*splits into \["):
-        encoder(bpe_tokenizer, "{sentence} It was {mask}", causal=True, verbalizer=bad)
+    enc = encoder(bpe_tokenizer, "{sentence} It was {mask}", causal=True, verbalizer=bad)
+    with pytest.raises(FewtuneError, match=r"label word 'supercalifragilistic' is not a single token.*splits into \[.*early exit needs"):
+        enc.require_single_tokens("early exit")
 
 
 def test_pair_template_edits_join_two_sentences_as_lm_bff_does(bert_tokenizer):

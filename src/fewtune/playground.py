@@ -47,7 +47,7 @@ class Playground:
 
     @property
     def label_words(self) -> list[str]:
-        return [self.task.verbalizer[key] for key in self.task.answer_keys]
+        return ["/".join(word.strip() for word in words) for words in Verbalizer.of_task(self.task).choices]
 
     def examples(self, n: int) -> list[Example]:
         """The first ``n`` dev examples taking the labels in turn, so that every label is shown."""
@@ -62,8 +62,7 @@ class Playground:
         """The encoder of ``template``; a template unfit for this task or family is a FewtuneError."""
         parsed = Template(template)
         parsed.check(self.task.text_fields, causal=self.causal, task=self.task.name)
-        verbalizer = Verbalizer(self.task.verbalizer, self.task.answer_keys)
-        return PromptEncoder(self.tokenizer, parsed, verbalizer, self.task.max_length, self.causal)
+        return PromptEncoder(self.tokenizer, parsed, Verbalizer.of_task(self.task), self.task.max_length, self.causal)
 
     def tokens(self, template: str, example: Example) -> dict:
         """The rendered prompt: its text, tokens, and the slot's position and token.

@@ -57,7 +57,8 @@ def build(cfg: DictConfig):
         backbones.require_lm_head(spec)  # before the tokenizer and weights are loaded
     tokenizer = backbones.load_tokenizer(spec)
     optim = dict(
-        optimizer=instantiate(cfg.optimizer),
+        # a peft method trains few weights from scratch: it brings its own learning rate (peft.lr)
+        optimizer=instantiate(cfg.optimizer, **({"lr": cfg.peft.lr} if cfg.peft.get("lr") is not None else {})),
         scheduler=instantiate(cfg.scheduler),
         metric=task.metric,
         regression=task.regression,
@@ -70,14 +71,14 @@ def build(cfg: DictConfig):
     if method.head == "lm":
         template = Template(task.templates[spec.family])
         template.check(task.text_fields, causal=spec.family == "causal", task=task.name)
-        encoder = PromptEncoder(
-            tokenizer, template, Verbalizer(task.verbalizer, task.answer_keys), task.max_length, spec.family == "causal"
-        )
+        encoder = PromptEncoder(tokenizer, template, Verbalizer.of_task(task), task.max_length, spec.family == "causal")
+        if exits is not None:  # an exit reads each word's logit at the slot of an inner layer
+            encoder.require_single_tokens("early exit")
         model = peft.apply(cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune)
         if demos is None:
-            module = make_module(PromptModule, exits, model, encoder.label_word_ids, **optim)
+            module = make_module(PromptModule, exits, model, encoder.label_words, **optim)
         else:  # averages the predictions over several demonstration sets
-            module = DemoPromptModule(model, encoder.label_word_ids, demos.average, **optim)
+            module = DemoPromptModule(model, encoder.label_words, demos.average, **optim)
     else:
         encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
         model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)

@@ -62,7 +62,7 @@ class DemoDataModule(FewShotDataModule):
         embed: Embed | None = None,
         **kwargs,
     ):
-        shown = settings.shown(len(encoder.label_word_ids))
+        shown = settings.shown(encoder.num_classes)
         # Room for each demonstration as long as the input, within what the tokenizer says the model takes.
         max_length = settings.max_length or min(task.max_length * (1 + shown), encoder.tokenizer.model_max_length)
         demo_encoder = DemonstrationEncoder(encoder, max_length, settings.query_first(encoder.causal), settings.separator)
@@ -81,7 +81,7 @@ class DemoDataModule(FewShotDataModule):
         examples = {split: self.read(split) for split in SPLITS}
         targets = {split: [self.task.target(ex.label) for ex in exs] for split, exs in examples.items()}
         classes = [demo_class(t, self.task.regression) for t in targets["train"]]
-        sampler = DemoSampler(classes, len(self.encoder.label_word_ids), self.settings)
+        sampler = DemoSampler(classes, self.encoder.num_classes, self.settings)
         demos = list(zip(examples["train"], classes))
         # Kept for inspection: the examples and, per query, the pools its demonstrations come from.
         self.examples, self.pools = examples, self._pools(sampler, examples)

@@ -31,7 +31,10 @@ class DemonstrationEncoder:
         self.prompt.max_length = max_length
         self.max_length = max_length
         self.query_first = query_first
-        self.label_word_ids = prompt.label_word_ids
+        # The truncation below counts one token per label word.
+        prompt.require_single_tokens("demonstrations")
+        self.num_classes = prompt.num_classes
+        self.shown_ids = [word[0] for word in prompt.label_words.shown]  # a class's first word fills its slot
         tokenizer = prompt.tokenizer
         if prompt.causal:
             self.joiner = tokenizer.encode(separator, add_special_tokens=False) if separator else []
@@ -74,7 +77,7 @@ class DemonstrationEncoder:
         _truncate_longest_first(flat, self.max_length - outer - query_len - len(demos) * demo_fixed)
 
         query_ids, slot = self._part(query, [] if p.causal else [p.tokenizer.mask_token_id])
-        parts = [self._part(fields, [self.label_word_ids[c]])[0] for fields, (_, c) in zip(demo_fields, demos)]
+        parts = [self._part(fields, [self.shown_ids[c]])[0] for fields, (_, c) in zip(demo_fields, demos)]
         return self._join(query_ids, slot, parts, label)
 
     def _join(self, query: list[int], slot: int, demos: list[list[int]], label: int | float) -> Encoded:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fewtune.data.prompts import Template, Verbalizer
 from fewtune.data.tasks import Example
+from fewtune.data.verbalizers import LabelWords
 from fewtune.errors import FewtuneError
 
 
@@ -19,7 +20,7 @@ from fewtune.errors import FewtuneError
 class Encoded:
     input_ids: list[int]
     label: int | float  # the label's index, or a regression task's score in [0, 1]
-    slot: int = 0  # index of the position whose LM-head logits score the label words
+    slot: int = 0  # the position whose LM-head logits score the label words (masked: the first mask)
 
 
 def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
@@ -52,14 +53,32 @@ class PromptEncoder:
         if not causal and tokenizer.mask_token_id is None:
             raise FewtuneError("this tokenizer has no mask token, so it cannot fill a masked-LM template")
         self.texts = {i: self._ids(p.value, p.space) for i, p in enumerate(template.pieces) if p.kind == "text"}
-        self.label_word_ids = [self.word_id(word) for word in verbalizer.words]
+        self.verbalizer = verbalizer
+        multi_token = verbalizer.multi_token or ("sum" if causal else "mean")
+        tokens = tuple(tuple(tuple(self.word_ids(w)) for w in words) for words in verbalizer.choices)
+        self.label_words = LabelWords(tokens, verbalizer.reduce, multi_token, causal)
+        # Single-token words (the fast path): the ids the LM head is read at, every word in class order.
+        self.label_word_ids = self.label_words.first_ids
+        # A masked LM gets one mask per token of the longest word (PET); a causal LM appends the word.
+        self.slot_tokens = 0 if causal else self.label_words.max_tokens
+
+    @property
+    def num_classes(self) -> int:
+        return self.label_words.num_classes
 
     def _ids(self, text: str, space: bool) -> list[int]:
         return self.tokenizer.encode((" " if space and self.spaces else "") + text, add_special_tokens=False)
 
+    def word_ids(self, word: str) -> list[int]:
+        """The vocabulary ids of a label word as it appears in the slot."""
+        ids = self._ids(word, self.template.slot.space)
+        if not ids:
+            raise FewtuneError(f"label word {word!r} has no tokens in this model's vocabulary; choose another word")
+        return ids
+
     def word_id(self, word: str) -> int:
         """The single vocabulary id of a label word as it appears in the slot."""
-        ids = self._ids(word, self.template.slot.space)
+        ids = self.word_ids(word)
         if len(ids) != 1:
             pieces = self.tokenizer.convert_ids_to_tokens(ids)
             raise FewtuneError(
@@ -68,13 +87,25 @@ class PromptEncoder:
             )
         return ids[0]
 
+    def require_single_tokens(self, what: str) -> None:
+        """For methods that read one position per word: every label word must be one token."""
+        for words in self.verbalizer.choices:
+            for word in words:
+                ids = self.word_ids(word)
+                if len(ids) != 1:
+                    raise FewtuneError(
+                        f"label word '{word}' is not a single token of this model's vocabulary (it splits into "
+                        f"{self.tokenizer.convert_ids_to_tokens(ids)}) and {what} needs one-token label words; "
+                        "choose a word that is one token"
+                    )
+
     def encode(self, example: Example, label: int | float) -> Encoded:
         pieces = self.template.pieces
         fields = {
             i: self._ids(p.fill(example.fields), p.space) for i, p in enumerate(pieces) if p.kind == "field"
         }
         fixed = len(self.prefix) + len(self.suffix) + sum(map(len, self.texts.values()))
-        fixed += 0 if self.causal else 1
+        fixed += self.slot_tokens
         budget = self.max_length - fixed
         if budget < len(fields):
             raise FewtuneError(
@@ -89,8 +120,8 @@ class PromptEncoder:
                 if self.causal:
                     slot = len(ids) - 1
                 else:
-                    slot = len(ids)
-                    ids.append(self.tokenizer.mask_token_id)
+                    slot = len(ids)  # the first mask
+                    ids.extend([self.tokenizer.mask_token_id] * self.slot_tokens)
             else:
                 ids.extend(fields[i] if p.kind == "field" else self.texts[i])
         ids.extend(self.suffix)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from fewtune.data.verbalizers import check_settings, word_list
 from fewtune.errors import FewtuneError
 
 SPLITS = ("train", "dev", "test")
@@ -59,13 +60,17 @@ class TaskSpec:
     labels: tuple[str, ...]
     metric: str
     templates: Mapping[str, str]
-    verbalizer: Mapping[str, str]
+    verbalizer: Mapping[str, str | tuple[str, ...]]  # a word, or several (data/verbalizers.py)
     text_fields: tuple[str, ...] = field(default=("sentence",))
     max_length: int = 128
     title: str = ""
     # Regression (STS-B): the label is a score in score_range, not one of ``labels``.
     regression: bool = False
     score_range: tuple[float, float] | None = None
+    # Several words per label: the class scores their mean or max; a word of several tokens:
+    # the sum or mean of its tokens' log-probs (None: sum for causal LMs, mean for masked LMs).
+    verbalizer_reduce: str = "mean"
+    multi_token: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TaskSpec":
@@ -89,6 +94,8 @@ class TaskSpec:
             title=cfg.get("title") or name,
             regression=regression,
             score_range=_score_range(name, cfg.get("score_range")),
+            verbalizer_reduce=cfg.get("verbalizer_reduce", "mean"),
+            multi_token=cfg.get("multi_token"),
         )
         spec.validate()
         return spec
@@ -109,6 +116,7 @@ class TaskSpec:
         self._validate_labels(where)
         check_metric(self.metric, self.regression, where)
         self._validate_verbalizer(where)
+        check_settings(where, self.verbalizer_reduce, self.multi_token)
 
     def _validate_verbalizer(self, where: str) -> None:
         if set(self.verbalizer) == set(self.answer_keys):
@@ -246,15 +254,12 @@ def _score_range(task: str, value: Any) -> tuple[float, float] | None:
     return low, high
 
 
-def _label_words(task: str, verbalizer: Mapping[Any, Any]) -> dict[str, str]:
+def _label_words(task: str, verbalizer: Mapping[Any, Any]) -> dict[str, str | tuple[str, ...]]:
+    """label -> its word, or its words (a tuple) where the YAML lists several."""
     words = {}
-    for key, word in verbalizer.items():
-        if not isinstance(word, str):
-            # YAML reads unquoted Yes/No/on/off as booleans: "No" would become the word "False".
-            raise FewtuneError(
-                f"task '{task}': the label word of '{key}' is {word!r}, not text; quote it in the YAML (e.g. \"No\")"
-            )
-        words[str(key)] = word
+    for key, value in verbalizer.items():
+        listed = word_list(f"task '{task}'", key, value)
+        words[str(key)] = value if isinstance(value, str) else listed
     return words
 
 

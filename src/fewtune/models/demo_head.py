@@ -28,8 +28,8 @@ def average_sets(logits: torch.Tensor, sets: int, average: str = "probs") -> tor
 
 
 class DemoPromptModule(PromptModule):
-    def __init__(self, model: nn.Module, label_word_ids: list[int], average: str = "probs", **kwargs):
-        super().__init__(model, label_word_ids, **kwargs)
+    def __init__(self, model: nn.Module, label_words, average: str = "probs", **kwargs):
+        super().__init__(model, label_words, **kwargs)
         self.average = average
 
     def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

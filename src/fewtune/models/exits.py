@@ -21,6 +21,7 @@ from torch import nn
 
 from fewtune.models.classifier_head import ClassifierModule
 from fewtune.models.exit_rules import ExitSettings, make_rule
+from fewtune.models.label_scores import class_scores
 from fewtune.models.layerwise import LayerRunner
 from fewtune.models.prompt_head import PromptModule, split_lm
 
@@ -120,7 +121,7 @@ class ExitPromptModule(EarlyExit, PromptModule):
             h = self.runner.final_norm(h)
         for module in split_lm(self.model)[1]:
             h = module(h)
-        return h[:, self.label_word_ids]
+        return class_scores(h[:, self.label_word_ids], self.label_words)
 
 
 class ExitClassifierModule(EarlyExit, ClassifierModule):

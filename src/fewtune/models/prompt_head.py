@@ -2,7 +2,8 @@
 
 Only the slot's hidden state goes through the LM head (never the full vocabulary at every
 position), and the label logits are that head's logits at the label words' ids. No new
-parameters: the same module, untrained, is the zero-shot method.
+parameters: the same module, untrained, is the zero-shot method. Several words per class and
+words of several tokens: models/label_scores.py and models/multi_token.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewtune.data.verbalizers import LabelWords
 from fewtune.models.base import FewShotModule
+from fewtune.models.label_scores import class_scores
+from fewtune.models.multi_token import word_scores
 
 
 def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
@@ -26,11 +30,21 @@ def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
     return body, head
 
 
+def as_label_words(words) -> LabelWords:
+    """A ``LabelWords``, or the ids of one single-token word per class (the original verbalizers)."""
+    if isinstance(words, LabelWords):
+        return words
+    return LabelWords.single(words.tolist() if isinstance(words, torch.Tensor) else words)
+
+
 class PromptModule(FewShotModule):
-    def __init__(self, model: nn.Module, label_word_ids: list[int], **kwargs):
-        super().__init__(num_labels=len(label_word_ids), **kwargs)
+    def __init__(self, model: nn.Module, label_words: LabelWords | list[int], **kwargs):
+        label_words = as_label_words(label_words)
+        super().__init__(num_labels=label_words.num_classes, **kwargs)
         self.model = model
-        self.register_buffer("label_word_ids", torch.tensor(label_word_ids), persistent=False)
+        self.label_words = label_words
+        # Single-token words: the LM head's logits at the slot are read at these ids.
+        self.register_buffer("label_word_ids", torch.tensor(label_words.first_ids), persistent=False)
         # Contextual calibration's p_cf (fewtune/calibration.py), set for method.calibrate=true.
         self.p_cf: torch.Tensor | None = None
 
@@ -40,13 +54,21 @@ class PromptModule(FewShotModule):
         rows = torch.arange(hidden.size(0), device=hidden.device)
         return hidden[rows, batch["slot"]]
 
-    def label_logits(self, batch: dict[str, torch.Tensor], word_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """The LM head's logits at the slot for the label words (``word_ids``: other words, e.g.
-        another template's, where a space before the slot changes them)."""
-        h = self.slot_hidden(batch)
-        for module in split_lm(self.model)[1]:
-            h = module(h)
-        logits = h[:, self.label_word_ids if word_ids is None else word_ids]
+    def label_logits(self, batch: dict[str, torch.Tensor], word_ids=None) -> torch.Tensor:
+        """The label (class) scores: the LM head's logits at the slot for the label words, reduced
+        per class. ``word_ids``: other words (a ``LabelWords`` or ids), e.g. another template's,
+        where a space before the slot changes them."""
+        words = self.label_words if word_ids is None else as_label_words(word_ids)
+        if words.single_token:
+            h = self.slot_hidden(batch)
+            for module in split_lm(self.model)[1]:
+                h = module(h)
+            ids = self.label_word_ids
+            if word_ids is not None:
+                ids = word_ids if isinstance(word_ids, torch.Tensor) else torch.tensor(words.first_ids, device=h.device)
+            logits = class_scores(h[:, ids], words)
+        else:  # several tokens: their log-probs at the slot and after it (models/multi_token.py)
+            logits = class_scores(word_scores(*split_lm(self.model), batch, words), words)
         if self.p_cf is None or word_ids is not None:
             return logits
         from fewtune.calibration import calibrate
