@@ -163,3 +163,15 @@ def tiny_overrides(model_dir: Path, data_dir: Path, method: str, *extra: str) ->
         "trainer.enable_progress_bar=false",
         *extra,
     ]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For a module of many tiny-model tests: they gain nothing from threads, and on a busy
+    machine threads cost seconds (use with pytestmark = pytest.mark.usefixtures("one_thread"))."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

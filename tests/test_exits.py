@@ -17,13 +17,7 @@ FAMILIES = ["tiny_masked", "tiny_causal"]
 HEADS = ["prompt", "finetune"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tiny models gain nothing from threads, and on a busy machine threads cost seconds.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def exit_module(model_dir, data_dir, tmp_path, method, *extra):

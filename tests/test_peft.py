@@ -43,13 +43,7 @@ def make_recorder():
     return RECORDERS[-1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tiny models gain nothing from threads, and on a busy machine threads cost seconds.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def overrides(model_dir, data_dir, method, peft, *extra):
