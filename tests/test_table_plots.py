@@ -136,3 +136,11 @@ def test_table_cli_flags(grid, tmp_path, capsys):
     assert main([str(grid), "--paper", "--out", str(tmp_path / "cli")]) == 0
     assert "Full-data FT (LM-BFF paper)" in capsys.readouterr().out
     assert _is_png(tmp_path / "cli" / "bar_chart.png")
+
+
+def test_a_table_before_any_run_has_finished_lists_them_and_draws_nothing(tmp_path):
+    run = fake_run(tmp_path / "grid", "0_sst2-prompt-seed13", "sst2", "prompt", 13, 0.8, 0.8)
+    (run / "metrics.json").unlink()  # still running
+    out = make_table([tmp_path / "grid"], tmp_path / "out")
+    assert "0 of 1 runs complete" in out and f"incomplete (killed or still running): {run}" in out
+    assert not list((tmp_path / "out").glob("*.png"))

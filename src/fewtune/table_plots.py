@@ -166,6 +166,8 @@ def write_plots(table, out: Path, runs=None) -> list[Path]:
     parameters-vs-metric plot only where ``runs`` has peft runs."""
     from fewtune.table_params import params_accuracy_figure
 
+    if not any(row.cells for row in table.rows if not row.paper):
+        return []  # no run has finished yet: the table lists them, there is nothing to draw
     written = [bar_chart(table, out / BAR_CHART)]
     curve = learning_curve(table, out / LEARNING_CURVE)
     params = params_accuracy_figure(runs) if runs else None
