@@ -63,6 +63,7 @@ class Run:
     dev: float | None = None
     error: str = ""
     trainable_params: int | None = None  # from metrics.json: the params-vs-accuracy plot
+    metrics: dict = field(default_factory=dict)  # the whole metrics.json: costs.md reads it
     resumable: bool = False  # checkpoints/last.ckpt and no metrics.json: a rerun continues it
 
 
@@ -181,6 +182,7 @@ def _read_run(folder: Path) -> Run:
     )
     if (folder / METRICS_FILE).is_file():
         metrics = json.loads((folder / METRICS_FILE).read_text())
+        run.metrics = metrics
         run.status, run.test, run.dev = "completed", metrics["test"][run.metric], metrics.get("best_dev")
         run.trainable_params = metrics.get("trainable_params")
     elif (folder / FAILED_FILE).is_file():

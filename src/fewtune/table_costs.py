@@ -9,12 +9,10 @@ best-on-dev runs, read from their metrics.json), and the test metric's mean (std
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from statistics import fmean
 
-from fewtune.results import METRICS_FILE
 
 HEADER = ["Task", "Method", "Model", "Trainable params", "Share", "Stored per task", "Step time (s)", "Peak RSS (MB)"]
 
@@ -53,7 +51,7 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
     rows = []
     for key in ordered:
         group = groups[key]
-        metrics = [json.loads((run.path / METRICS_FILE).read_text()) for run in group]
+        metrics = [run.metrics for run in group]
         first = metrics[0]
         step = _mean([m.get("step_time_s") for m in metrics])
         rss = _mean([m.get("peak_rss_mb") for m in metrics])
