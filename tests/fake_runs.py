@@ -19,7 +19,7 @@ def fake_run(root: Path, task: str, method: str, seed: int, test: float, k: int 
     title, metric = TASKS[task]
     cfg = {
         "task": {"name": task, "title": title, "metric": metric},
-        "method": {"name": method, "title": METHODS[method]},
+        "method": {"name": method, "title": METHODS[method], "train": method != "zeroshot"},
         "peft": {"name": peft, "title": PEFTS[peft]},
         "model": {"name": "tiny"},
         "k": k,

@@ -37,6 +37,7 @@ from omegaconf import OmegaConf
 from fewtune import config as _resolvers  # noqa: F401  (saved configs use its resolvers, e.g. ${basename:})
 from fewtune import paper as lmbff
 from fewtune.errors import FewtuneError
+from fewtune.pet.table_rows import pet_rows
 from fewtune.progress import track
 from fewtune.results import FAILED_FILE, METRICS_FILE, write_file_atomic
 
@@ -65,11 +66,13 @@ class Run:
     trainable_params: int | None = None  # from metrics.json: the params-vs-accuracy plot
     metrics: dict = field(default_factory=dict)  # the whole metrics.json: costs.md reads it
     resumable: bool = False  # checkpoints/last.ckpt and no metrics.json: a rerun continues it
+    seed_free: bool = False  # trains nothing and samples nothing: every seed gives the same test result
 
 
 @dataclass
 class Cell:
     values: list[float] = field(default_factory=list)
+    seed_free: bool = False  # all its runs are seed-free: one seed stands for all
 
     @property
     def mean(self) -> float:
@@ -82,7 +85,8 @@ class Cell:
 
     def text(self, expected: int) -> str:
         s = f"{100 * self.mean:.1f} ({100 * self.std:.1f})" if len(self.values) > 1 else f"{100 * self.mean:.1f}"
-        return s if len(self.values) >= expected else f"{s} [{len(self.values)}/{expected} seeds]"
+        complete = len(self.values) >= expected or self.seed_free
+        return s if complete else f"{s} [{len(self.values)}/{expected} seeds]"
 
 
 @dataclass
@@ -179,6 +183,7 @@ def _read_run(folder: Path) -> Run:
         metric=cfg.task.metric,
         overrides=overrides,
         status="incomplete",
+        seed_free=cfg.method.get("train", True) is False and cfg.method.get("demonstrations") is None,
     )
     if (folder / METRICS_FILE).is_file():
         metrics = json.loads((folder / METRICS_FILE).read_text())
@@ -198,7 +203,7 @@ def collect_runs(roots: list[Path]) -> list[Run]:
         if not root.is_dir():
             raise FewtuneError(f"{root} is not a folder; give a multirun folder (outputs/multiruns/<date>)")
         for config in track(sorted(root.rglob(".hydra/config.yaml")), f"reading runs in {root}"):
-            runs.append(_read_run(config.parent.parent))
+            runs += pet_rows(_read_run(config.parent.parent))  # a PET run: its ensemble and distilled rows
     return runs
 
 
@@ -229,10 +234,13 @@ def best_runs(runs: list[Run]) -> dict[tuple, Run]:
 
 def best_per_seed(runs: list[Run]) -> dict[tuple, Cell]:
     """(method, model, k, task) -> test metric of the best-on-dev run of each seed."""
-    cells: dict[tuple, Cell] = defaultdict(Cell)
+    chosen = defaultdict(list)
     for (method, model, k, task, _seed), run in sorted(best_runs(runs).items(), key=lambda kv: kv[0][-1]):
-        cells[(method, model, k, task)].values.append(run.test)
-    return cells
+        chosen[(method, model, k, task)].append(run)
+    return {
+        key: Cell([run.test for run in group], seed_free=all(run.seed_free for run in group))
+        for key, group in chosen.items()
+    }
 
 
 def _order(name: str, order: list[str]) -> tuple:
@@ -363,8 +371,8 @@ def make_table(
         markdown += "\n" + costs_markdown
         written += costs_files
     report = problems(roots, runs)
-    complete = sum(r.status == "completed" for r in runs)
-    summary = [f"{complete} of {len(runs)} runs complete; {', '.join(written)} in {out}"]
+    complete = len({r.path for r in runs if r.status == "completed"})  # a PET run has two rows, one folder
+    summary = [f"{complete} of {len({r.path for r in runs})} runs complete; {', '.join(written)} in {out}"]
     if wandb:
         from fewtune.table_wandb import log_table
 

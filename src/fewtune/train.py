@@ -120,6 +120,10 @@ def train(cfg: DictConfig) -> dict:
     from fewtune.progress_bars import progress_callbacks
     from fewtune.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
 
+    if cfg.method.name == "pet":  # several prompt models, their ensemble and its distillation
+        from fewtune.pet.run import train_pet
+
+        return train_pet(cfg)
     start = time.perf_counter()
     out = Path(cfg.paths.output_dir)
     workers.require_own_process()  # the seed and the backbone cache are per process
