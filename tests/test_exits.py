@@ -148,6 +148,17 @@ def test_exits_with_lora_are_stored_with_the_task_weights_and_reloaded(data_dir,
     assert set(saved["per_layer"]) == {"1", "2"}
     assert (tmp_path / "exits.png").stat().st_size > 0
 
+    # timing 1 of 4 batches: the same metrics and exit layers, replayed from the exits' logits
+    thresholds = ["--patience", "1", "9", "--entropy", "0", "0.6", "10", "--set", "eval_batch_size=4"]
+    exits_main([str(tmp_path), *thresholds])
+    every = json.loads((tmp_path / "exits.json").read_text())
+    exits_main([str(tmp_path), *thresholds, "--time-batches", "1"])
+    sampled = json.loads((tmp_path / "exits.json").read_text())
+    assert (every["batches"], every["timed_batches"], sampled["timed_batches"]) == (4, 4, 1)
+    for full, part in zip(every["settings"], sampled["settings"]):
+        assert (part["acc"], part["exit_layers"]) == (full["acc"], full["exit_layers"])
+        assert part["replay_agreement"] == 1.0 and full["replay_agreement"] is None
+
 
 def test_every_nth_layer_and_loss_weights_by_layer(data_dir, tiny_causal, tmp_path):
     from fewtune.models.exit_rules import settings
@@ -201,3 +212,18 @@ def test_measuring_a_run_without_exits_says_so(data_dir, tiny_masked, tmp_path, 
     assert "\n" not in str(err.value)
     with pytest.raises(SystemExit, match="holds no run"):
         exits_main([str(tmp_path / "nowhere")])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", HEADS)
+@pytest.mark.parametrize("rule,value", [("patience", 1), ("patience", 2), ("confidence", 0.6), ("confidence", 0.69)])
+def test_replaying_the_exits_logits_decides_as_early_exit_does(method, family, rule, value, data_dir, tmp_path, request):
+    from fewtune.models.exit_rules import replay
+
+    module, batch = exit_module(request.getfixturevalue(family), data_dir, tmp_path, method)
+    module.exit_settings = module.exit_settings.with_rule(rule, value)
+    with torch.no_grad():
+        logits, exited_at = module.early_exit(batch)
+        replayed, replayed_at = replay(module.exit_settings, module.all_exit_logits(batch))
+    assert torch.equal(replayed_at, exited_at)
+    torch.testing.assert_close(replayed, logits)

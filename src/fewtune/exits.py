@@ -1,7 +1,7 @@
 """Early exit's trade-off, measured: test metric against speed-up, for trained runs with exits.
 
     python -m fewtune.exits <run or multirun dir> [more] [--patience 1 2 3 4 6] [--entropy 0.1 0.2 0.4]
-                            [--repeats 3] [--out DIR] [--set key=value ...]
+                            [--repeats 3] [--time-batches N] [--out DIR] [--set key=value ...]
 
 For each run (a folder with .hydra/config.yaml and exit != none; a multirun folder stands for
 the runs below it) the run's weights are loaded as ``python -m fewtune.evaluate`` loads them, the
@@ -17,6 +17,10 @@ of ``--repeats`` tries each, so a change in load on a shared CPU hits both alike
 reports the test metric, the mean number of layers run per example (``exit_layers``), the
 measured speed-up (full time / this time) and the speed-up that the layers alone would give
 (layers / exit_layers); and each exit layer's own metric (every example exits there).
+With ``--time-batches N`` only N batches, spread over the length-sorted test batches, are timed;
+the metric and layers run still cover every example, replayed from the logits of every exit
+(``models/exit_rules.replay``: a rule looks only at an example's own exits), and
+``replay_agreement`` says how many of the timed examples left at the replayed layer.
 Writes ``<run>/exits.json`` (atomically) per run; with several runs, the mean (std) over them
 in ``<out>/exits_summary.json``; prints the table and draws ``exits.png`` (metric against
 measured speed-up, one line per rule) into ``--out`` (default: the run, or the runs' common folder).
@@ -129,11 +133,21 @@ def _metrics(cfg, module, logits: list, batches: list) -> dict[str, float]:
     return to_floats(metrics.compute())
 
 
+def timed_subset(num_batches: int, wanted: int | None) -> list[int]:
+    """Indices of ``wanted`` batches spread evenly over the (length-sorted) batches; all by default."""
+    if wanted is None or wanted >= num_batches:
+        return list(range(num_batches))
+    return sorted({round(i * (num_batches - 1) / max(wanted - 1, 1)) for i in range(wanted)})
+
+
 def measure_run(
-    run_dir: Path, patience: list[int], entropy: list[float], repeats: int = 1, overrides: list[str] = ()
+    run_dir: Path, patience: list[int], entropy: list[float], repeats: int = 1, overrides: list[str] = (),
+    time_batches: int | None = None,
 ) -> dict:
     """The measurements of one run, as written to <run>/exits.json."""
     import torch
+
+    from fewtune.models.exit_rules import replay
 
     cfg, module, batches, autocast, device = _setup(Path(run_dir), list(overrides))
     layers = module.runner.num_layers
@@ -150,9 +164,20 @@ def measure_run(
 
     rows = []
     sweep = [("none", None)] + [("patience", v) for v in patience] + [("confidence", v) for v in entropy]
+    timed = timed_subset(len(batches), time_batches)
     for rule, value in sweep:
         module.exit_settings = settings.with_rule(rule, value)
-        seconds, full_s, outs = _paired(module.early_exit, module.full_logits, batches, autocast, device, repeats)
+        seconds, full_s, outs = _paired(
+            module.early_exit, module.full_logits, [batches[i] for i in timed], autocast, device, repeats
+        )
+        agreement = None
+        if len(timed) < len(batches):
+            # The metric over every batch, replayed from the exits' logits; the timed batches
+            # ran for real, and the replay must give the same exit layers there.
+            replayed = [replay(module.exit_settings, p) for p in per_exit]
+            same = sum(int((at.cpu() == replayed[i][1].cpu()).sum()) for i, (_, at) in zip(timed, outs))
+            agreement = same / sum(len(batches[i]["labels"]) for i in timed)
+            outs = replayed
         scores = _metrics(cfg, module, [logits for logits, _ in outs], batches)
         mean_layers = float(torch.cat([at.float().cpu() for _, at in outs]).mean())
         rows.append({
@@ -165,6 +190,7 @@ def measure_run(
             "full_time_s": round(full_s, 4),
             "speedup": round(full_s / seconds, 4),
             "layer_speedup": round(layers / mean_layers, 4),
+            "replay_agreement": agreement,
         })
     module.exit_settings = settings
     full_scores = _metrics(cfg, module, full_logits, batches)
@@ -185,6 +211,7 @@ def measure_run(
         "precision": str(cfg.trainer.get("precision")),
         "threads": torch.get_num_threads(),
         "repeats": repeats,
+        "timed_batches": len(timed),
         "full": {metric: full_scores[metric], "acc": full_scores.get("acc")},
         "per_layer": per_layer,
         "settings": rows,
@@ -242,7 +269,7 @@ def table(summary: dict) -> str:
 
 
 def run(paths: list[Path], patience: list[int], entropy: list[float], repeats: int = 1,
-        out: Path | None = None, overrides: list[str] = ()) -> dict:
+        out: Path | None = None, overrides: list[str] = (), time_batches: int | None = None) -> dict:
     from fewtune.exit_plots import exits_plot
     from fewtune.models.exit_rules import ExitSettings
 
@@ -253,7 +280,7 @@ def run(paths: list[Path], patience: list[int], entropy: list[float], repeats: i
     runs = find_runs([Path(p) for p in paths])
     results = []
     for run_dir in runs:
-        result = measure_run(run_dir, patience, entropy, repeats, overrides)
+        result = measure_run(run_dir, patience, entropy, repeats, overrides, time_batches)
         write_json_atomic(run_dir / RESULT_FILE, result)
         results.append(result)
     summary = summarize(results)
@@ -274,6 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--entropy", nargs="*", type=float, default=None,
                         help=f"DeeBERT entropy thresholds in nats (default {DEFAULT_ENTROPY})")
     parser.add_argument("--repeats", type=int, default=1, help="timed tries per batch and setting; the fastest counts")
+    parser.add_argument("--time-batches", type=int, default=None,
+                        help="time only this many test batches, spread over the lengths (default: all); "
+                             "the metric still covers every example, replayed from the exits' logits")
     parser.add_argument("--out", type=Path, default=None, help="where exits.png (and exits_summary.json) go")
     parser.add_argument("--set", nargs="*", default=[], dest="overrides", help="key=value changes to the runs' config")
     args = parser.parse_args(argv)
@@ -283,7 +313,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.repeats < 1:
             raise FewtuneError(f"--repeats {args.repeats} must be >= 1")
-        summary = run(args.paths, args.patience or [], args.entropy or [], args.repeats, args.out, args.overrides)
+        if args.time_batches is not None and args.time_batches < 1:
+            raise FewtuneError(f"--time-batches {args.time_batches} must be >= 1 (or left out to time every batch)")
+        summary = run(args.paths, args.patience or [], args.entropy or [], args.repeats, args.out, args.overrides,
+                      args.time_batches)
     except FewtuneError as err:
         raise SystemExit(f"error: {err}") from None
     title = f"{summary['task']} · {summary['model']} · {summary['method']} · peft={summary['peft']}"

@@ -176,3 +176,20 @@ def make_rule(exit_settings: ExitSettings):
     if exit_settings.rule == "confidence":
         return Confidence(exit_settings.entropy)
     return Never()
+
+
+def replay(exit_settings: ExitSettings, per_exit: dict[int, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``early_exit`` returns (label logits, exit layer per example), decided from every exit's
+    logits of a batch that ran through all layers: a rule looks only at an example's own exits up
+    to its exit, so the decision is the same, and no layer has to run again per setting."""
+    layers = sorted(per_exit)
+    last = layers[-1]
+    rule = make_rule(exit_settings)
+    logits = per_exit[last].clone()
+    exited_at = torch.full((len(logits),), last, device=logits.device)
+    going = torch.ones(len(logits), dtype=torch.bool, device=logits.device)
+    for layer in layers[:-1]:
+        done = rule(per_exit[layer]) & going
+        logits[done], exited_at[done] = per_exit[layer][done], layer
+        going &= ~done
+    return logits, exited_at
