@@ -127,6 +127,8 @@ def test_the_hash_ignores_where_things_go_but_not_the_data(data_dir, tiny_masked
     assert hash_of("logger=wandb", "delete_checkpoints=true", "resume=false") == base
     assert hash_of("batch_size=4") != base
     assert hash_of("seed=21", "data_seed=13") != base
+    # the task's PET patterns matter to method=pet only
+    assert hash_of("task.pet_templates.masked=[x]") == base
     (copy / "k-shot/SST-2/4-13/train.tsv").open("a").write("one more great film\t1\n")
     assert hash_of(data=copy) != base
 

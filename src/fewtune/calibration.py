@@ -6,6 +6,10 @@ content-free inputs ("N/A", "", the mask token) put in every field of the templa
 label-word probabilities, averaged and renormalised, are ``p_cf``. A prediction's probabilities
 ``p`` are then rescaled by diag(p_cf)^-1 and renormalised, so that a content-free input scores
 every label equally. (The paper's W = diag(p_cf)^-1, b = 0, as its code renormalises.)
+
+With demonstrations (in-context learning) the content-free input is shown with the same
+demonstrations as the query it calibrates, so p_cf is one per demonstration set:
+fewtune/demo_calibration.py.
 """
 
 from __future__ import annotations
@@ -38,13 +42,19 @@ def content_free_probs(module, encoder: PromptEncoder, fields: Sequence[str], te
     texts = content_free_texts(encoder.tokenizer) if texts is None else list(texts)
     if not texts:
         raise FewtuneError("contextual calibration needs at least one content-free input, e.g. 'N/A'")
-    p = label_probs(module, encoder, content_free_examples(fields, texts)).mean(0)
-    return p / p.sum()
+    return average_content_free(label_probs(module, encoder, content_free_examples(fields, texts)))
+
+
+def average_content_free(probs: torch.Tensor) -> torch.Tensor:
+    """[..., texts, labels] -> [..., labels]: the mean over the content-free texts, renormalised."""
+    p = probs.mean(-2)
+    return p / p.sum(-1, keepdim=True)
 
 
 def calibrate(probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
-    """``probs`` ([..., labels]) rescaled by diag(p_cf)^-1 and renormalised over the labels."""
-    if probs.shape[-1] != p_cf.shape[-1] or p_cf.dim() != 1:
+    """``probs`` ([..., labels]) rescaled by diag(p_cf)^-1 and renormalised over the labels.
+    ``p_cf`` is one [labels] for all rows, or one per row ([..., labels], as ``probs``)."""
+    if probs.shape[-1] != p_cf.shape[-1] or p_cf.dim() not in (1, probs.dim()):
         raise FewtuneError(
             f"calibration: probabilities over {probs.shape[-1]} labels but p_cf over {tuple(p_cf.shape)}; "
             "compute p_cf with the same task and template"
@@ -55,16 +65,21 @@ def calibrate(probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
     return q / q.sum(-1, keepdim=True)
 
 
-def calibrate_module(cfg, module, encoder, fields: Sequence[str]) -> list[float] | None:
+def calibrate_module(cfg, module, datamodule) -> dict | None:
     """For ``method.calibrate=true``: measure p_cf with the untrained module and make its label
-    logits calibrated ones. Returns p_cf (for metrics.json), or None when the option is off."""
+    logits calibrated ones. Returns what metrics.json records (``calibration_p_cf``), or None
+    when the option is off."""
     method = cfg.method
     if not method.get("calibrate", False):
         return None
-    if method.head != "lm" or method.train or method.get("demonstrations") is not None:
+    if method.head != "lm" or method.train:
         raise FewtuneError(
-            f"method '{method.name}': calibrate=true needs an untrained prompt without demonstrations "
-            "(method=zeroshot): p_cf is measured once, before evaluation"
+            f"method '{method.name}': calibrate=true needs an untrained prompt (method=zeroshot or method=icl): "
+            "p_cf is measured once, before evaluation, with the model that is evaluated"
         )
-    module.p_cf = content_free_probs(module, encoder, fields)
-    return module.p_cf.tolist()
+    if method.get("demonstrations") is not None:  # one p_cf per demonstration set
+        from fewtune.demo_calibration import calibrate_demonstrations
+
+        return calibrate_demonstrations(module, datamodule)
+    module.p_cf = content_free_probs(module, datamodule.encoder, datamodule.task.text_fields)
+    return {"calibration_p_cf": module.p_cf.tolist()}

@@ -57,10 +57,12 @@ def md5(path: str | Path) -> str:
 
 def data_files(cfg) -> dict[str, dict[str, str]]:
     """split -> {"file": path relative to the data folder, "md5": ...} of the files the run reads
-    (train, dev and its test split); raises the data's FewtuneError when one is missing."""
+    (train, dev and its test split; label_words: a searched-words file); raises the data's FewtuneError
+    when one is missing."""
     from omegaconf import OmegaConf
 
     from fewtune.data.tasks import TaskSpec
+    from fewtune.searched_words import searched_words_file
 
     task = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
     data_dir = Path(cfg.paths.data_dir)
@@ -74,6 +76,9 @@ def data_files(cfg) -> dict[str, dict[str, str]]:
         except ValueError:
             name = str(path)
         files[role] = {"file": name, "md5": md5(path)}
+    words = searched_words_file(cfg)  # method=prompt-autowords reads its label words from a file too
+    if words is not None:
+        files["label_words"] = {"file": str(words), "md5": md5(words)}
     return files
 
 

@@ -74,6 +74,9 @@ def config_hash(cfg: DictConfig, data: dict[str, Any]) -> str:
         elif "dirpath" in (callback or {}):
             callback.dirpath = None
     resolved = OmegaConf.to_container(material, resolve=True)
+    if (resolved.get("method") or {}).get("name") != "pet":
+        # Only PET reads the task's patterns: adding them to a task must not rerun its other jobs.
+        (resolved.get("task") or {}).pop("pet_templates", None)
     for key in IGNORED:  # and then drop them: logger=none and logger=csv differ in their keys
         *parents, leaf = key.split(".")
         node = resolved

@@ -1,26 +1,32 @@
-"""LM-BFF's automatic label-word search, zero-shot:
+"""LM-BFF's automatic label-word search:
 
-    python -m fewtune.search_words task=sst2 k=16 seed=42 search.top_k=10
+    python -m fewtune.search_words task=sst2 k=16 seed=42 search.top_k=10 [search.finetune=3]
 
 For each class, the ``top_k`` one-token words with the highest probability at the slot,
 averaged over that class's training examples (the untrained model); then every assignment of
 one candidate per class (the first ``top_n`` of each, LM-BFF's pruning) is scored by zero-shot
-dev accuracy, and the best is written to ``<out>/metrics.json`` as ``verbalizer``. The other
-arguments are the run's overrides, as for ``fewtune.train``.
+dev accuracy. With ``finetune=N``, the N best assignments are each fine-tuned as a run of
+``train.train`` and the best on dev is kept (LM-BFF's last step, search_finetune.py). The chosen
+words go to ``<out>/<task>-<k>-<data_seed>/metrics.json`` as ``verbalizer``, which
+``method=prompt-autowords`` reads (searched_words.py). The other arguments are the run's
+overrides, as for ``fewtune.train``; ``method...`` ones are for the fine-tuning only (the search
+itself scores the untrained prompt).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
+import os
 import sys
-from pathlib import Path
 
 import torch
 
 from fewtune.errors import FewtuneError
 
-DEFAULTS = {"top_k": 10, "top_n": 10, "out": "outputs/search-words"}
+SETTINGS = ("top_k", "top_n", "finetune")  # whole numbers
+DEFAULTS = {"top_k": 10, "top_n": 10, "finetune": 0, "out": f"{os.environ.get('FEWTUNE_LOG_DIR', 'outputs')}/search-words"}
 
 
 @torch.no_grad()
@@ -61,24 +67,32 @@ def candidates(log_probs: torch.Tensor, classes: list[int], allowed: torch.Tenso
     return out
 
 
-def best_assignment(log_probs: torch.Tensor, gold: list[int], per_class: list[list[int]], top_n: int):
-    """(token ids, one per class, accuracy): the best zero-shot dev accuracy over the assignments."""
-    gold_t, best = torch.tensor(gold), (None, -1.0)
-    for ids in itertools.product(*(c[:top_n] for c in per_class)):
-        if len(set(ids)) < len(ids):
-            continue  # two classes cannot share a word
-        acc = float((log_probs[:, list(ids)].argmax(-1) == gold_t).float().mean())
-        if acc > best[1]:
-            best = (list(ids), acc)
-    if best[0] is None:
+def ranked_assignments(log_probs: torch.Tensor, gold: list[int], per_class: list[list[int]], top_n: int, keep: int = 1):
+    """The ``keep`` best (token ids, one per class; accuracy) by zero-shot dev accuracy, best first;
+    equal accuracies keep the candidates' order (the more probable words first)."""
+    gold_t = torch.tensor(gold)
+
+    def scored():
+        for ids in itertools.product(*(c[:top_n] for c in per_class)):
+            if len(set(ids)) == len(ids):  # two classes cannot share a word
+                yield list(ids), float((log_probs[:, list(ids)].argmax(-1) == gold_t).float().mean())
+
+    best = heapq.nlargest(keep, scored(), key=lambda s: s[1])  # stable: as sorted(..., reverse=True)
+    if not best:
         raise FewtuneError("the label-word search found no two classes with different candidates; raise search.top_n")
     return best
 
 
-def search(overrides: list[str], top_k: int, top_n: int) -> dict:
+def best_assignment(log_probs: torch.Tensor, gold: list[int], per_class: list[list[int]], top_n: int):
+    """(token ids, one per class, accuracy): the best zero-shot dev accuracy over the assignments."""
+    return ranked_assignments(log_probs, gold, per_class, top_n)[0]
+
+
+def search(overrides: list[str], top_k: int, top_n: int, keep: int = 1) -> dict:
+    """The zero-shot search; ``assignments`` holds the ``keep`` best, ``verbalizer`` the best."""
     from fewtune.train import build
 
-    cfg = compose_config_from(overrides)
+    cfg = compose_config_from([o for o in overrides if not is_method_override(o)])
     datamodule, module = build(cfg)
     task, encoder = datamodule.task, datamodule.encoder
     if task.regression:
@@ -88,17 +102,29 @@ def search(overrides: list[str], top_k: int, top_n: int) -> dict:
     classes = [task.label_index(e.label) for e in train]
     per_class = candidates(slot_log_probs(module, encoder, train), classes, allowed, top_k)
     gold = [task.label_index(e.label) for e in dev]
-    ids, acc = best_assignment(slot_log_probs(module, encoder, dev), gold, per_class, top_n)
+    ranked = ranked_assignments(slot_log_probs(module, encoder, dev), gold, per_class, top_n, keep)
     word = lambda i: encoder.tokenizer.decode([i]).strip()  # noqa: E731
+    assignments = [
+        {"verbalizer": {label: word(i) for label, i in zip(task.labels, ids)}, "zeroshot_dev_acc": acc} for ids, acc in ranked
+    ]
     return {
         "task": task.name,
         "model": cfg.model.name,
         "k": cfg.k,
         "seed": cfg.seed,
-        "verbalizer": {label: word(i) for label, i in zip(task.labels, ids)},
-        "dev_acc": acc,
+        "data_seed": cfg.data_seed,
+        "metric": task.metric,
+        "verbalizer": assignments[0]["verbalizer"],
+        "dev_acc": assignments[0]["zeroshot_dev_acc"],  # zero-shot, of the chosen words
+        "chosen_by": "zero-shot dev accuracy",
+        "assignments": assignments,
         "candidates": {label: [word(i) for i in c] for label, c in zip(task.labels, per_class)},
     }
+
+
+def is_method_override(override: str) -> bool:
+    """``method=...``, ``method.x=...``, ``+method.x=...``: for the fine-tuning, not the zero-shot search."""
+    return override.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == "method"
 
 
 def compose_config_from(overrides: list[str]):
@@ -107,10 +133,14 @@ def compose_config_from(overrides: list[str]):
     task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "sst2")
     model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "smollm2-135m")
     rest = [o for o in overrides if not o.startswith(("task=", "model="))]
-    return compose_config(task, model, ["logger=none", *rest])
+    quiet = [] if any(o.lstrip("+~").startswith("logger=") for o in rest) else ["logger=none"]
+    return compose_config(task, model, [*quiet, *rest])
 
 
 def main(argv: list[str]) -> None:
+    from fewtune.results import write_json_atomic
+    from fewtune.searched_words import RESULTS_FILE, results_folder
+
     settings, overrides = dict(DEFAULTS), []
     for arg in argv:
         key, _, value = arg.partition("=")
@@ -118,16 +148,24 @@ def main(argv: list[str]) -> None:
             name = key.removeprefix("search.")
             if name not in DEFAULTS:
                 raise SystemExit(f"error: unknown setting {key}; the settings are {['search.' + k for k in DEFAULTS]}")
-            settings[name] = value if name == "out" else int(value)
+            if name in SETTINGS:
+                lowest = 0 if name == "finetune" else 1
+                if not value.isdigit() or int(value) < lowest:
+                    raise SystemExit(f"error: {key}={value}: give a whole number of at least {lowest}")
+                value = int(value)
+            settings[name] = value
         else:
             overrides.append(arg)
     try:
-        results = search(overrides, settings["top_k"], settings["top_n"])
+        results = search(overrides, settings["top_k"], settings["top_n"], keep=max(1, settings["finetune"]))
+        out = results_folder(settings["out"], results["task"], results["k"], results["data_seed"])
+        if settings["finetune"]:
+            from fewtune.search_finetune import finetune_assignments
+
+            finetune_assignments(overrides, results, out)
     except FewtuneError as err:
         raise SystemExit(f"error: {err}") from None
-    out = Path(settings["out"]) / f"{results['task']}-{results['k']}-{results['seed']}"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json_atomic(out / RESULTS_FILE, results)
     print(json.dumps(results))
 
 

@@ -41,12 +41,13 @@ def build(cfg: DictConfig):
     from fewtune.models.exit_rules import from_run as exit_settings
     from fewtune.models.exits import make_module
     from fewtune.models.prompt_head import PromptModule
+    from fewtune.searched_words import task_config
 
     method = cfg.method
     if method.head not in ("lm", "classifier"):
         raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
     peft.check(cfg.peft, method)
-    task = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
+    task = TaskSpec.from_config(task_config(cfg))  # method=prompt-autowords: the searched label words
     exits = exit_settings(cfg, task.regression)  # None: exit=none
     test_split = cfg.get("test_split", "test")
     # Fail on missing data before loading weights.
@@ -133,7 +134,7 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     reset_peak_gpu_memory()
     datamodule, module = build(cfg)
-    p_cf = calibrate_module(cfg, module, datamodule.encoder, datamodule.task.text_fields)
+    calibration = calibrate_module(cfg, module, datamodule)  # None unless method.calibrate=true
     trainable, total = count_parameters(module)  # before a merge folds the adapters away
 
     train_it = bool(cfg.method.train)
@@ -189,7 +190,7 @@ def train(cfg: DictConfig) -> dict:
         "test": {name.removeprefix("test/"): v for name, v in module.test_results.items()},
         "test_split": test_split,
         "best_dev": best_dev,
-        **({"calibration_p_cf": p_cf} if p_cf is not None else {}),
+        **(calibration or {}),
         "steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - start, 2),
         **costs,

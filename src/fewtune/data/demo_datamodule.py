@@ -4,12 +4,16 @@ Training draws a fresh demonstration set each time an example is drawn (LM-BFF r
 every step): a group of one. Dev and test render each example with ``eval_sets`` sets, drawn
 once in ``setup`` from a generator seeded by (seed, split, example), so that every dev
 evaluation and the test see the same demonstrations and a seed gives the same numbers; the
-module averages the predictions of a group (models/demo_head.py).
+module averages the predictions of a group (models/demo_head.py). With ``fixed``, every dev and
+test query gets the same ``eval_sets`` sets, drawn once per seed (GPT-3's and Zhao et al.'s one
+prompt). Each row names its set (``Encoded.demos``), so that contextual calibration can give it
+the p_cf of that set (fewtune/demo_calibration.py).
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,13 +28,24 @@ from fewtune.data.tasks import SPLITS, Example, TaskSpec
 
 
 class GroupCollator(Collator):
-    """Pads the rows of all groups into one batch; one label per example, ``sets`` rows each."""
+    """Pads the rows of all groups into one batch; one label per example, ``sets`` rows each.
+
+    ``p_cf`` (set by contextual calibration): each demonstration set's content-free label
+    probabilities, by ``Encoded.demos``; every row then brings its set's as ``batch["p_cf"]``.
+    """
+
+    def __init__(self, pad_id: int):
+        super().__init__(pad_id)
+        self.p_cf: dict[tuple[int, ...], torch.Tensor] | None = None
 
     def __call__(self, groups: list[list[Encoded]]) -> dict[str, torch.Tensor]:
-        batch = super().__call__([row for group in groups for row in group])
+        rows = [row for group in groups for row in group]
+        batch = super().__call__(rows)
         sets = len(groups[0])
         batch["labels"] = batch["labels"][::sets]
         batch["sets"] = sets
+        if self.p_cf is not None:
+            batch["p_cf"] = torch.stack([self.p_cf[row.demos] for row in rows])
         return batch
 
 
@@ -88,15 +103,26 @@ class DemoDataModule(FewShotDataModule):
         self.encoded["train"] = TrainDemos(
             examples["train"], targets["train"], self.encoder, sampler, self.pools["train"], demos, self.seed
         )
+        fixed = self._fixed_draws(sampler) if self.settings.fixed else None
         for split in ("dev", "test"):
             groups = []
             for i, (example, target) in enumerate(zip(examples[split], targets[split])):
                 rng = random.Random(f"{self.seed}/{split}/{i}")
-                draws = [sampler.draw(self.pools[split][i], rng) for _ in range(self.settings.eval_sets)]
-                groups.append([self.encoder.encode(example, target, [demos[j] for j in d]) for d in draws])
+                draws = fixed or [sampler.draw(self.pools[split][i], rng) for _ in range(self.settings.eval_sets)]
+                groups.append([self.encode_with(example, target, d) for d in draws])
             # Evaluation order does not matter: sorting by length makes padding minimal.
             groups.sort(key=lambda g: max(len(e.input_ids) for e in g))
             self.encoded[split] = groups
+
+    def encode_with(self, example: Example, target, shown: list[int]) -> Encoded:
+        """``example`` rendered with the training examples ``shown`` (indices) as its demonstrations."""
+        demos = self.encoded["train"].demos
+        return replace(self.encoder.encode(example, target, [demos[j] for j in shown]), demos=tuple(shown))
+
+    def _fixed_draws(self, sampler: DemoSampler) -> list[list[int]]:
+        """fixed=true: the eval_sets sets every dev and test query is shown, drawn once per seed."""
+        rng = random.Random(f"{self.seed}/fixed")
+        return [sampler.draw(sampler.candidates(), rng) for _ in range(self.settings.eval_sets)]
 
     def _pools(self, sampler: DemoSampler, examples: dict[str, list[Example]]) -> dict[str, list]:
         """Per split, per query: the pools its demonstrations are drawn from."""

@@ -36,6 +36,7 @@ class DemoSettings:
     query: str = "auto"  # auto | first | last: auto puts it first for masked LMs, last for causal LMs
     max_length: int | None = None  # null: task.max_length x (1 + demonstrations), at most the model's
     separator: str = "\n"  # causal LMs: text between the parts; masked LMs use the [SEP] token
+    fixed: bool = False  # dev/test: the same eval_sets sets for every query (GPT-3, Zhao et al.)
 
     @property
     def count_per_class(self) -> bool:
@@ -102,6 +103,11 @@ class DemoSettings:
                 raise FewtuneError(f"demonstrations.{name}={value!r} is unknown; use one of {list(allowed)}")
         if not 0 < self.top_share <= 1:
             raise FewtuneError(f"demonstrations.top_share={self.top_share}: give a share in (0, 1]")
+        if self.fixed and self.sampling == "similar":
+            raise FewtuneError(
+                "demonstrations.fixed=true shows every query the same sets, but sampling=similar picks them "
+                "per query; use sampling=random with fixed=true"
+            )
 
 
 class DemoSampler:

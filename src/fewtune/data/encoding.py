@@ -21,6 +21,9 @@ class Encoded:
     input_ids: list[int]
     label: int | float  # the label's index, or a regression task's score in [0, 1]
     slot: int = 0  # the position whose LM-head logits score the label words (masked: the first mask)
+    # With demonstrations: the training examples drawn to be shown (indices), which name the
+    # set whose content-free probabilities calibrate this row (fewtune/demo_calibration.py).
+    demos: tuple[int, ...] = ()
 
 
 def special_tokens(tokenizer) -> tuple[list[int], list[int]]:

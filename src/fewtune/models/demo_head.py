@@ -5,6 +5,9 @@ demonstrations, data/demo_datamodule.py). ``average_sets`` turns them into one r
 logits: by default the log of the mean label-word probability, so that a softmax, an argmax or
 a regression score of the result is that of the averaged probabilities; ``average=logits``
 averages the raw label-word logits instead, as LM-BFF's code does.
+
+With contextual calibration (``batch["p_cf"]``, one per row: its demonstration set's,
+fewtune/demo_calibration.py) each row's probabilities are calibrated first, then averaged.
 """
 
 from __future__ import annotations
@@ -32,5 +35,11 @@ class DemoPromptModule(PromptModule):
         super().__init__(model, label_words, **kwargs)
         self.average = average
 
-    def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return average_sets(super().label_logits(batch), batch.get("sets", 1), self.average)
+    def label_logits(self, batch: dict[str, torch.Tensor], word_ids=None) -> torch.Tensor:
+        logits = super().label_logits(batch, word_ids)
+        if word_ids is None and "p_cf" in batch:
+            from fewtune.calibration import calibrate
+
+            # each set calibrated by its own p_cf; the log keeps softmax and argmax those of the calibrated probs
+            logits = calibrate(logits.float().softmax(-1), batch["p_cf"].to(logits.device)).log()
+        return average_sets(logits, batch.get("sets", 1), self.average)

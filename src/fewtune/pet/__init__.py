@@ -5,6 +5,7 @@
 - ensemble.py: the patterns' ensemble and PET's soft labels; scoring;
 - ipet.py: iPET's labelled training sets, generation by generation;
 - unlabeled.py: the unlabeled examples (the original pool less the K-shot examples, or a file);
-- run.py: the whole job, to metrics.json (``train.train`` hands method=pet runs to it);
+- kshot.py, training.py: the K-shot examples PET predicts; training a pattern's model or the distilled one;
+- run.py: the whole job (``train.train`` hands method=pet runs to it); report.py: its metrics.json;
 - table_rows.py: a PET run's rows in ``python -m fewtune.table`` (ensemble, distilled).
 """

@@ -39,7 +39,9 @@ class ModelRun:
         callbacks = [*_instantiate_all(cfg.get("callbacks")), self.timer, *progress_callbacks(cfg)]
         self.trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
         if self.trainer.world_size > 1:
-            raise FewtuneError("method=pet trains its models one after another in one process; use one device (trainer.devices=1)")
+            raise FewtuneError(
+                "method=pet trains its models one after another in one process; use one device (trainer.devices=1)"
+            )
         self.best_dev: float | None = None
         self.stored_bytes = 0
 
@@ -72,6 +74,8 @@ class ModelRun:
             self.module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
             if self.cfg.get("delete_checkpoints"):
                 Path(path).unlink(missing_ok=True)
+                if not any(Path(path).parent.iterdir()):
+                    Path(path).parent.rmdir()
         else:
             log.warning("no dev evaluation happened (max_steps < val_check_interval?): using the last weights")
 
