@@ -268,3 +268,11 @@ def test_bad_settings_are_refused_before_anything_loads(override, message, data_
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet", override), tmp_path)
     with pytest.raises(FewtuneError, match=message):
         train(cfg)
+
+
+def test_evaluate_refuses_a_pet_run_in_one_line(distilled_run):
+    from fewtune.evaluate import main as evaluate_main
+
+    with pytest.raises(SystemExit, match="is a PET run") as err:
+        evaluate_main([str(distilled_run[2])])
+    assert "\n" not in str(err.value)

@@ -79,6 +79,11 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), callbacks: list = (
 
     run_dir = Path(run_dir)
     cfg = run_config(run_dir, overrides)
+    if cfg.method.name == "pet":
+        raise FewtuneError(
+            f"{run_dir} is a PET run: several models and their ensemble, which evaluate does not re-test; "
+            "its metrics.json holds each pattern's and the ensemble's test metrics"
+        )
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     load_run_weights(module, cfg, run_dir)
