@@ -16,6 +16,20 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_file_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
+def run_identity(cfg) -> dict[str, Any]:
+    """The keys that say which run a metrics.json belongs to (the table groups by them)."""
+    return {
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "method": cfg.method.name,
+        "peft": cfg.peft.name,
+        "k": cfg.k,
+        "seed": cfg.seed,
+        "data_seed": cfg.data_seed,
+        "metric": cfg.task.metric,
+    }
+
+
 def count_parameters(module) -> tuple[int, int]:
     """(trainable, total) parameters; ``parameters()`` already counts tied weights once."""
     params = list(module.parameters())

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fewtune.config import CONF_DIR
 from fewtune.errors import FewtuneError
-from fewtune.results import FAILED_FILE, METRICS_FILE, count_parameters, write_json_atomic
+from fewtune.results import FAILED_FILE, METRICS_FILE, count_parameters, run_identity, write_json_atomic
 
 log = logging.getLogger("fewtune")
 
@@ -179,14 +179,7 @@ def train(cfg: DictConfig) -> dict:
         **peak_memory_mb(),
     }
     results = {
-        "task": cfg.task.name,
-        "model": cfg.model.name,
-        "method": cfg.method.name,
-        "peft": cfg.peft.name,
-        "k": cfg.k,
-        "seed": cfg.seed,
-        "data_seed": cfg.data_seed,
-        "metric": cfg.task.metric,
+        **run_identity(cfg),
         "test": {name.removeprefix("test/"): v for name, v in module.test_results.items()},
         "test_split": test_split,
         "best_dev": best_dev,

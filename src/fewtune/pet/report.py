@@ -11,6 +11,7 @@ from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern
 from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack
+from fewtune.results import run_identity
 
 
 def pet_results(
@@ -34,14 +35,7 @@ def pet_results(
     step_times = [t for m in trained for t in m.step_times]
     trainable, total = sum(m.trainable for m in result_models), sum(m.total for m in result_models)
     return {
-        "task": cfg.task.name,
-        "model": cfg.model.name,
-        "method": cfg.method.name,
-        "peft": cfg.peft.name,
-        "k": cfg.k,
-        "seed": cfg.seed,
-        "data_seed": cfg.data_seed,
-        "metric": metric,
+        **run_identity(cfg),
         "test": distilled_test or ensemble,
         "test_split": data.test_split,
         "best_dev": distilled.best_dev if distilled else ensemble_dev,
