@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from fewtune.metrics import build_metrics, to_floats
-from fewtune.models.eval_weights import AUTOCAST_DTYPES, cast_linear_weights, restore_weights
 
 
 def score(logits: torch.Tensor) -> torch.Tensor:
@@ -107,15 +106,6 @@ class FewShotModule(pl.LightningModule):
     def on_validation_epoch_end(self):
         self.log_dict(to_floats(self.val_metrics.compute()), prog_bar=True)
         self.val_metrics.reset()
-
-    def on_test_start(self):
-        # Autocast would cast every Linear weight again for each test batch: cast them once.
-        dtype = AUTOCAST_DTYPES.get(str(self.trainer.precision))
-        self._float32_weights = cast_linear_weights(self, dtype) if dtype else []
-
-    def on_test_end(self):
-        restore_weights(getattr(self, "_float32_weights", []))
-        self._float32_weights = []
 
     def test_step(self, batch, batch_idx):
         # The label logits go to callbacks' on_test_batch_end (the benchmark compares predictions).
