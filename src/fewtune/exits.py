@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
-from fewtune.results import write_json_atomic
+from fewtune.results import METRICS_FILE, write_json_atomic
 
 log = logging.getLogger("fewtune")
 RESULT_FILE = "exits.json"
@@ -58,7 +58,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
         found = sorted(p.parent.parent for p in path.glob("**/.hydra/config.yaml")) if path.is_dir() else []
         if not found:
             raise FewtuneError(f"{path} holds no run (no .hydra/config.yaml): give a run folder or a multirun folder")
-        finished = [run for run in found if (run / "metrics.json").is_file()]
+        finished = [run for run in found if (run / METRICS_FILE).is_file()]
         for run in sorted(set(found) - set(finished)):
             log.warning("skipped %s: no metrics.json (failed, killed or still running)", run)
         runs += finished
@@ -79,7 +79,7 @@ def _setup(run_dir: Path, overrides: list[str]):
         raise FewtuneError(
             f"{run_dir} was trained with exit=none: it has no exits to leave by; train it with exit=all or exit=every2"
         )
-    if not (run_dir / "metrics.json").is_file():
+    if not (run_dir / METRICS_FILE).is_file():
         raise FewtuneError(f"{run_dir} has no metrics.json: the run did not finish, so there is nothing to measure")
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)

@@ -138,8 +138,8 @@ def compose_config_from(overrides: list[str]):
 
 
 def main(argv: list[str]) -> None:
-    from fewtune.results import write_json_atomic
-    from fewtune.searched_words import RESULTS_FILE, results_folder
+    from fewtune.results import METRICS_FILE, write_json_atomic
+    from fewtune.searched_words import results_folder
 
     settings, overrides = dict(DEFAULTS), []
     for arg in argv:
@@ -165,7 +165,7 @@ def main(argv: list[str]) -> None:
             finetune_assignments(overrides, results, out)
     except FewtuneError as err:
         raise SystemExit(f"error: {err}") from None
-    write_json_atomic(out / RESULTS_FILE, results)
+    write_json_atomic(out / METRICS_FILE, results)
     print(json.dumps(results))
 
 

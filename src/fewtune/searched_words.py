@@ -16,8 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fewtune.errors import FewtuneError
-
-RESULTS_FILE = "metrics.json"
+from fewtune.results import METRICS_FILE
 
 
 def results_folder(out: str | Path, task: str, k: int, data_seed: int) -> Path:
@@ -30,7 +29,7 @@ def searched_words_file(cfg) -> Path | None:
     folder = cfg.method.get("searched_words")
     if not folder:
         return None
-    path = results_folder(folder, cfg.task.name, cfg.k, cfg.data_seed) / RESULTS_FILE
+    path = results_folder(folder, cfg.task.name, cfg.k, cfg.data_seed) / METRICS_FILE
     if not path.is_file():
         raise FewtuneError(
             f"method '{cfg.method.name}': no searched label words at {path}; run "
