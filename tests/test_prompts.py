@@ -1,6 +1,7 @@
 """Templates, verbalizers, rendering to exact tokens, truncation and the label-word checks."""
 
 import pytest
+import torch
 
 from fewtune.data.encoding import PromptEncoder
 from fewtune.data.prompts import Template, Verbalizer
@@ -125,3 +126,22 @@ def test_pair_template_edits_join_two_sentences_as_lm_bff_does(bert_tokenizer):
 def test_template_bad_edits(text, message):
     with pytest.raises(FewtuneError, match=message):
         Template(text)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_causal", "tiny_masked"])
+def test_word_logits_equal_the_full_lm_head_at_those_words(fixture, request):
+    # Llama's head is the output embedding alone: only the label words' rows are multiplied.
+    # BERT's runs its transform and decoder whole. Both must give the full head's logits.
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    from fewtune.models.prompt_head import split_lm, word_logits
+
+    cls = AutoModelForCausalLM if fixture == "tiny_causal" else AutoModelForMaskedLM
+    model = cls.from_pretrained(request.getfixturevalue(fixture)).eval()
+    hidden = torch.randn(3, model.config.hidden_size)
+    ids = torch.tensor([7, 2, 11])
+    with torch.no_grad():
+        full = hidden
+        for module in split_lm(model)[1]:
+            full = module(full)
+        torch.testing.assert_close(word_logits(model, hidden, ids), full[:, ids], rtol=1e-5, atol=1e-5)

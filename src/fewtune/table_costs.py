@@ -4,7 +4,7 @@
 
 One row per task and method: trainable parameters and their share of the model, the bytes a
 run stores for the task, the mean training step time and peak memory (means over the seeds'
-best-on-dev runs, read from their metrics.json), and the test metric's mean (std) over seeds.
+best-on-dev runs, read from their metrics.json; the GPU's peak too where runs used one), and the test metric's mean (std) over seeds.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
         groups[(task, method, model, k)].append(run)
     ordered = sorted(groups, key=lambda key: (_order(key[0], task_order), _order(key[1], method_order), key[2:]))
     metric_names = sorted({groups[key][0].metric for key in ordered})
-    header = HEADER + [f"Test {m}" for m in metric_names]
+    # Runs on a GPU also report the GPU's peak memory: a column of its own, only then.
+    on_gpu = any(run.metrics.get("peak_gpu_mb") for key in ordered for run in groups[key])
+    header = HEADER + ["Peak GPU (MB)"] * on_gpu + [f"Test {m}" for m in metric_names]
     rows = []
     for key in ordered:
         group = groups[key]
@@ -55,6 +57,7 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
         first = metrics[0]
         step = _mean([m.get("step_time_s") for m in metrics])
         rss = _mean([m.get("peak_rss_mb") for m in metrics])
+        gpu = _mean([m.get("peak_gpu_mb") for m in metrics])
         cell = Cell([run.test for run in group]).text(len(group))
         rows.append([
             group[0].task_title, group[0].method_title, key[2],
@@ -63,6 +66,7 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
             _or_dash(first.get("task_storage_bytes"), _size),
             _or_dash(step, lambda v: f"{v:.2f}"),
             _or_dash(rss, lambda v: f"{v:.0f}"),
+            *[_or_dash(gpu, lambda v: f"{v:.0f}")] * on_gpu,
             *[cell if group[0].metric == m else "" for m in metric_names],
         ])  # fmt: skip
     return header, rows

@@ -111,12 +111,25 @@ def _instantiate_all(group) -> list:
     return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
 
 
+def keep_best_weights(cfg: DictConfig, module, ckpt_path: str | None, out: Path, strategy=None) -> tuple[str | None, int]:
+    """What a run keeps of its best dev step, and its size on disk. With peft, the trained weights
+    alone, loaded into the module (and merged if asked): no checkpoint is left to load. Without,
+    the best checkpoint itself."""
+    from fewtune import peft
+
+    if peft.enabled(cfg.peft):
+        stored = peft.keep_task_weights(module, ckpt_path, out, cfg.peft.name, strategy).stat().st_size
+        peft.merge_if_asked(module.model, cfg.peft)
+        return None, stored
+    return ckpt_path, Path(ckpt_path).stat().st_size if ckpt_path else 0
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit (unless the method is zero-shot), test with the best dev checkpoint, write metrics.json."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from fewtune import distributed, peft, resume, workers
+    from fewtune import distributed, resume, workers
     from fewtune.calibration import calibrate_module
     from fewtune.progress_bars import progress_callbacks
     from fewtune.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
@@ -159,12 +172,7 @@ def train(cfg: DictConfig) -> dict:
     else:
         (dev,) = trainer.validate(module, datamodule=datamodule, verbose=False)
         best_dev, ckpt_path = dev[f"val/{cfg.task.metric}"], None
-    stored = Path(ckpt_path).stat().st_size if ckpt_path else 0
-    if peft.enabled(cfg.peft):
-        # The run keeps the best dev step's trained weights alone; the test runs with them.
-        stored = peft.keep_task_weights(module, ckpt_path, out, cfg.peft.name, trainer.strategy).stat().st_size
-        ckpt_path = None
-        peft.merge_if_asked(module.model, cfg.peft)
+    ckpt_path, stored = keep_best_weights(cfg, module, ckpt_path, out, trainer.strategy)
     test_split = datamodule.sources["test"]
     if test_split != "test":
         log.warning("test_split=%s: the test metrics are on the %s split, not the test set", test_split, test_split)

@@ -69,9 +69,14 @@ def accuracy(result: dict) -> float:
     return float((predictions == torch.tensor(result["labels"])).float().mean())
 
 
-def measure_case(model: str, method: str, common: list[str], steps: int, warmup: int, limit) -> dict:
+def measure_case(model: str, method: str, common: list[str], steps: int, warmup: int, limit, device: str) -> dict:
+    # experiment=cpu: the protocol of the README's results (bf16-mixed); the trainer's accelerator
+    # is auto, so the start-up command below trains on the GPU where there is one.
     overrides = [f"model={model}", f"method={method}", "experiment=cpu", *common]
-    spec = {"model": model, "method": method, "overrides": overrides, "steps": steps, "warmup": warmup, "limit": limit}
+    spec = {
+        "model": model, "method": method, "overrides": overrides, "steps": steps, "warmup": warmup, "limit": limit,
+        "device": device,
+    }  # fmt: skip
     case = {}
     for kind in ("eval", "train"):
         for impl in ("fewtune", "baseline"):
@@ -113,6 +118,11 @@ def render(results: dict) -> str:
             ("train tokens/s", tf["tokens_per_s"], tb["tokens_per_s"], False),
             ("peak RSS eval (MB)", ef["peak_rss_mb"], eb["peak_rss_mb"], True),
             ("peak RSS train (MB)", tf["peak_rss_mb"], tb["peak_rss_mb"], True),
+            *[
+                (f"peak GPU memory {kind} (MB)", ours["peak_gpu_mb"], base["peak_gpu_mb"], True)
+                for kind, ours, base in (("eval", ef, eb), ("train", tf, tb))
+                if ours.get("peak_gpu_mb") and base.get("peak_gpu_mb")
+            ],
             ("start to first step (s)", case["startup"]["fewtune_s"], case["startup"]["baseline_s"], True),
         ]
         for label, ours, base, lower_is_better in rows:
@@ -144,26 +154,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only this many test examples")
     parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides for every case")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu",
+        help="where evaluation and training run (the GPU when there is one)",
+    )  # fmt: skip
     parser.add_argument("--cases", nargs="*", default=[f"{m}/{me}" for m, me in CASES], help="model/method pairs")
     args = parser.parse_args(argv)
 
     print("matmul peak", flush=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if args.device == "cuda":
+        machine = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); host {machine}"
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
+        "machine": machine,
+        "device": args.device,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "command": "python -m fewtune.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "peak_gflops": {"float32": matmul_peak_gflops(torch.float32), "bfloat16": matmul_peak_gflops(torch.bfloat16)},
+        "peak_gflops": {dtype: matmul_peak_gflops(getattr(torch, dtype), args.device) for dtype in ("float32", "bfloat16")},
         "cases": {},
         "load": {},
     }
     for name in args.cases:
         model, method = name.split("/")
-        results["cases"][name] = measure_case(model, method, args.overrides, args.steps, args.warmup, args.limit)
+        results["cases"][name] = measure_case(model, method, args.overrides, args.steps, args.warmup, args.limit, args.device)
+        write_json_atomic(args.out, {**results, "complete": False})  # a killed run keeps the finished cases
     for model in sorted({name.split("/")[0] for name in args.cases}):
         if model in ("smollm2-135m", "minilm-l6"):
             print(f"  {model}: load", flush=True)
             results["load"][model] = run_worker({"kind": "load", "impl": "both", "model": model})
+    results["complete"] = True
     results["table"] = render(results)
     write_json_atomic(args.out, results)
     print(results["table"])

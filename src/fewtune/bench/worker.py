@@ -13,12 +13,13 @@ import tempfile
 import time
 
 
-def bench_trainer(cfg, callback, **settings):
+def bench_trainer(cfg, device: str, callback, **settings):
     """A Lightning trainer as the run's config has it (precision), without logging or saving."""
     import pytorch_lightning as pl
 
     return pl.Trainer(
-        accelerator="cpu",
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
         precision=cfg.trainer.precision,
         logger=False,
         callbacks=[callback],
@@ -82,6 +83,9 @@ def measure_eval(spec: dict) -> dict:
     import pytorch_lightning as pl
     import torch
 
+    from fewtune.bench.peak import synchronize
+
+    device = spec.get("device", "cpu")
     cfg, datamodule, module = built(spec)
     items, sorted_order = file_order_test_items(datamodule, spec.get("limit"))
     tokens = sum(len(it.input_ids) for it in items)
@@ -92,9 +96,10 @@ def measure_eval(spec: dict) -> dict:
             def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
                 collected.append(outputs.float().cpu())
 
-        trainer = bench_trainer(cfg, Collect())
+        trainer = bench_trainer(cfg, device, Collect())
         start = time.perf_counter()
         trainer.test(module, datamodule=datamodule, verbose=False)
+        synchronize(device)
         seconds = time.perf_counter() - start
         sorted_logits = torch.cat(collected)
         logits = torch.empty_like(sorted_logits)
@@ -102,8 +107,11 @@ def measure_eval(spec: dict) -> dict:
     else:
         from fewtune.bench.baseline import evaluate
 
+        model = module.model.float().to(device)
+        synchronize(device)
         start = time.perf_counter()
-        logits = evaluate(module.model.float(), items, datamodule.collate.pad_id, label_word_ids(module))
+        logits = evaluate(model, items, datamodule.collate.pad_id, label_word_ids(module), device=device)
+        synchronize(device)
         seconds = time.perf_counter() - start
     return {
         "examples": len(items),
@@ -126,6 +134,7 @@ def measure_train(spec: dict) -> dict:
     import torch
 
     steps, warmup = spec["steps"], spec["warmup"]
+    device = spec.get("device", "cpu")
     cfg, datamodule, module = built(spec)
     times, tokens = [], []
     if spec["impl"] == "fewtune":
@@ -137,13 +146,13 @@ def measure_train(spec: dict) -> dict:
                 tokens.append(int(batch["attention_mask"].sum()))
 
         timer = TokenCountingStepTimer()
-        trainer = bench_trainer(cfg, timer, max_steps=warmup + steps, limit_val_batches=0)
+        trainer = bench_trainer(cfg, device, timer, max_steps=warmup + steps, limit_val_batches=0)
         trainer.fit(module, datamodule=datamodule)
         times = timer.times
     else:
         from fewtune.bench.baseline import train_step
 
-        model = module.model.float()
+        model = module.model.float().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr)
         ids = label_word_ids(module)
         batches = iter(())
@@ -153,7 +162,7 @@ def measure_train(spec: dict) -> dict:
                 batches = iter(datamodule.train_dataloader())
                 continue
             start = time.perf_counter()
-            train_step(model, optimizer, batch, ids)
+            train_step(model, optimizer, batch, ids, device)  # its float(loss) waits for the GPU
             times.append(time.perf_counter() - start)
             tokens.append(int(batch["attention_mask"].sum()))
     seconds = sum(times[warmup:])
@@ -208,7 +217,9 @@ def measure_baseline_startup(spec: dict) -> dict:
         source = packaged.minilm_path()
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForSequenceClassification.from_pretrained(source)
-    batch = tokenizer(["a fine film"] * 8, return_tensors="pt")
+    device = spec.get("device", "cpu")
+    model.to(device)
+    batch = tokenizer(["a fine film"] * 8, return_tensors="pt").to(device)
     first_step = time.time()
     model(**batch).logits.float().sum().backward()
     torch.optim.AdamW(model.parameters()).step()
@@ -223,7 +234,7 @@ def main() -> None:
     result = KINDS[spec["kind"]](spec)
     from fewtune.resources import peak_memory_mb
 
-    result["peak_rss_mb"] = peak_memory_mb()["peak_rss_mb"]
+    result.update(peak_memory_mb())  # peak_rss_mb, and peak_gpu_mb where a GPU was used
     print("BENCH-RESULT " + json.dumps(result))
 
 

@@ -23,7 +23,7 @@ from fewtune.models.classifier_head import ClassifierModule
 from fewtune.models.exit_rules import ExitSettings, make_rule
 from fewtune.models.label_scores import class_scores
 from fewtune.models.layerwise import LayerRunner
-from fewtune.models.prompt_head import PromptModule, split_lm
+from fewtune.models.prompt_head import PromptModule, word_logits
 
 # What each exit needs of the batch, sliced with the rows that go on.
 ROW_KEYS = ("input_ids", "attention_mask", "slot")
@@ -119,9 +119,7 @@ class ExitPromptModule(EarlyExit, PromptModule):
         h = hidden[torch.arange(hidden.size(0), device=hidden.device), batch["slot"]]
         if self.runner.final_norm is not None:
             h = self.runner.final_norm(h)
-        for module in split_lm(self.model)[1]:
-            h = module(h)
-        return class_scores(h[:, self.label_word_ids], self.label_words)
+        return class_scores(word_logits(self.model, h, self.label_word_ids), self.label_words)
 
 
 class ExitClassifierModule(EarlyExit, ClassifierModule):

@@ -9,6 +9,7 @@ words of several tokens: models/label_scores.py and models/multi_token.py.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fewtune.data.verbalizers import LabelWords
@@ -28,6 +29,26 @@ def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
     body = model.base_model
     head = [child for child in model.children() if child is not body]
     return body, head
+
+
+def word_logits(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The LM head's logits of the words ``ids`` at the given hidden states: [rows, len(ids)].
+
+    Where the head is the output embedding alone (Llama, SmolLM2, GPT-2's ``lm_head``), only its
+    rows for ``ids`` are multiplied; other heads (BERT's transform, then the decoder) run whole
+    and are indexed after. Early exit calls the head after every layer: with SmolLM2's whole
+    49152 x 576 head (cast to bf16 again at each call under autocast) that doubled the cost of
+    running the layers. A product over fewer rows can round differently in the last bit, so the
+    prompt head's own forward, once per batch, keeps the whole head: its scores stay
+    bit-identical to earlier runs (``python -m fewtune.evaluate`` reproduces them exactly).
+    """
+    _, head = split_lm(model)
+    out = model.get_output_embeddings()
+    if len(head) == 1 and head[0] is out and isinstance(out, nn.Linear):
+        return F.linear(hidden, out.weight[ids], None if out.bias is None else out.bias[ids])
+    for module in head:
+        hidden = module(hidden)
+    return hidden[:, ids]
 
 
 def as_label_words(words) -> LabelWords:
@@ -61,7 +82,7 @@ class PromptModule(FewShotModule):
         words = self.label_words if word_ids is None else as_label_words(word_ids)
         if words.single_token:
             h = self.slot_hidden(batch)
-            for module in split_lm(self.model)[1]:
+            for module in split_lm(self.model)[1]:  # the whole head, once per batch: see word_logits
                 h = module(h)
             ids = self.label_word_ids
             if word_ids is not None:

@@ -56,7 +56,7 @@ class ModelRun:
         """Train, then load the best dev step's weights (peft: kept as the folder's task weights)."""
         from pytorch_lightning.callbacks import ModelCheckpoint
 
-        from fewtune import peft
+        from fewtune.train import keep_best_weights
 
         for stale in (self.folder / "checkpoints").glob("*.ckpt"):  # from a killed run: would make best-v1.ckpt
             stale.unlink()
@@ -65,18 +65,15 @@ class ModelRun:
         if checkpoint is not None and checkpoint.best_model_score is not None:
             self.best_dev = float(checkpoint.best_model_score)
         path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
-        if peft.enabled(self.cfg.peft):
-            stored = peft.keep_task_weights(self.module, path, self.folder, self.cfg.peft.name)
-            self.stored_bytes = stored.stat().st_size
-            peft.merge_if_asked(self.module.model, self.cfg.peft)
-        elif path:
-            self.stored_bytes = Path(path).stat().st_size
+        had_checkpoint = path is not None
+        path, self.stored_bytes = keep_best_weights(self.cfg, self.module, path, self.folder)
+        if path:
             self.module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
             if self.cfg.get("delete_checkpoints"):
                 Path(path).unlink(missing_ok=True)
                 if not any(Path(path).parent.iterdir()):
                     Path(path).parent.rmdir()
-        else:
+        elif not had_checkpoint:
             log.warning("no dev evaluation happened (max_steps < val_check_interval?): using the last weights")
 
     @property
