@@ -25,3 +25,19 @@ def test_a_method_that_samples_demonstrations_is_not_seed_free(tmp_path):
     config = icl / ".hydra" / "config.yaml"
     config.write_text(config.read_text().replace("train: false", "train: false\n  demonstrations: {total: 4}"))
     assert cell_texts(tmp_path)["zeroshot"] == "55.0 [1/2 seeds]"
+
+
+def test_calibrated_runs_are_a_row_of_their_own(tmp_path):
+    # Calibrated zero-shot (seed 13) must not be averaged into the uncalibrated seeds.
+    fake_run(tmp_path, "sst2", "finetune", 13, 0.6)
+    fake_run(tmp_path, "sst2", "finetune", 21, 0.8)
+    for seed in (13, 21):
+        fake_run(tmp_path / "plain", "sst2", "zeroshot", seed, 0.5)
+    calibrated = fake_run(tmp_path / "calibrated", "sst2", "zeroshot", 13, 0.67)
+    config = calibrated / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("train: false", "train: false\n  calibrate: true"))
+    table = summarize(collect_runs([tmp_path]))
+    titles = {row.method: row.title for row in table.rows}
+    assert titles["zeroshot+calibrated"] == "Zero-shot prompt (calibrated)"
+    assert cell_texts(tmp_path)["zeroshot"] == "50.0 (0.0)"
+    assert cell_texts(tmp_path)["zeroshot+calibrated"] == "67.0"

@@ -169,6 +169,8 @@ def _read_run(folder: Path) -> Run:
     overrides = tuple(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ()
     method, method_title = cfg.method.name, cfg.method.get("title") or cfg.method.name
     peft = cfg.get("peft")
+    if cfg.method.get("calibrate"):  # contextual calibration: beside the uncalibrated row, never in it
+        method, method_title = f"{method}+calibrated", f"{method_title} (calibrated)"
     if peft is not None and peft.name != "none":  # a peft method is a row of its own
         method, method_title = f"{method}+{peft.name}", f"{method_title} + {peft.get('title') or peft.name}"
     run = Run(
