@@ -65,7 +65,8 @@ class ModelRun:
         if checkpoint is not None and checkpoint.best_model_score is not None:
             self.best_dev = float(checkpoint.best_model_score)
         path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
-        had_checkpoint = path is not None
+        if path is None:
+            log.warning("no dev evaluation happened (max_steps < val_check_interval?): using the last weights")
         path, self.stored_bytes = keep_best_weights(self.cfg, self.module, path, self.folder)
         if path:
             self.module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
@@ -73,8 +74,6 @@ class ModelRun:
                 Path(path).unlink(missing_ok=True)
                 if not any(Path(path).parent.iterdir()):
                     Path(path).parent.rmdir()
-        elif not had_checkpoint:
-            log.warning("no dev evaluation happened (max_steps < val_check_interval?): using the last weights")
 
     @property
     def steps(self) -> int:
