@@ -64,6 +64,7 @@ def build(cfg: DictConfig):
         metric=task.metric,
         regression=task.regression,
         trained_only_checkpoints=peft.enabled(cfg.peft),
+        pack_training=cfg.get("pack_training", True),
     )
     # peft changes the backbone in place: such a run gets a model of its own, not the one reused across jobs.
     reuse = not peft.enabled(cfg.peft)

@@ -51,6 +51,7 @@ class FewShotModule(pl.LightningModule):
         scheduler: Callable | None = None,
         regression: bool = False,
         trained_only_checkpoints: bool = False,
+        pack_training: bool = True,
     ):
         super().__init__()
         self.num_labels = num_labels
@@ -63,8 +64,31 @@ class FewShotModule(pl.LightningModule):
         self.test_results: dict[str, float] = {}
         # A parameter-efficient run checkpoints only the weights it trains: the backbone is shared.
         self.trained_only_checkpoints = trained_only_checkpoints
+        # Training batches without padding where the model packs correctly (models/packing.py);
+        # probed on the first training batch. Evaluation batches are length-sorted already.
+        self.pack_training = pack_training
+        self._packing: str | None = None
+        self._probed = False
 
     def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def packing(self, batch: dict[str, torch.Tensor]) -> str | None:
+        """How this batch is packed ("positions", "block_mask"), or None: it stays padded."""
+        if not (self.training and self.pack_training):
+            return None
+        if not self._probed:
+            from fewtune.models.packing import probe
+
+            self._packing = probe(self, batch, self.padded_rows, self.packed_rows)
+            self._probed = True
+        return self._packing
+
+    def padded_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-example outputs of the padded batch that packing must reproduce (see ``packing``)."""
+        raise NotImplementedError
+
+    def packed_rows(self, batch: dict[str, torch.Tensor], how: str) -> torch.Tensor:
         raise NotImplementedError
 
     def setup(self, stage: str) -> None:

@@ -2,6 +2,9 @@
 
 transformers' AutoModelForSequenceClassification pools the first token for encoders and
 the last non-pad token for decoders. A regression task (STS-B) gets one output: the score.
+A packed training batch (models/packing.py) pools the same tokens from the packed row: the
+body's pooler on each first token where the body has one (BERT), else each last token, then
+the model's head modules.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import torch
 from torch import nn
 
 from fewtune.models.base import FewShotModule
+from fewtune.models.packing import pack, packed_hidden
+from fewtune.models.prompt_head import split_lm
 
 
 class ClassifierModule(FewShotModule):
@@ -18,4 +23,21 @@ class ClassifierModule(FewShotModule):
         self.model = model
 
     def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        how = self.packing(batch)
+        return self.padded_rows(batch) if how is None else self.packed_rows(batch, how)
+
+    def padded_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    def packed_rows(self, batch: dict[str, torch.Tensor], how: str) -> torch.Tensor:
+        body, head = split_lm(self.model)
+        packed = pack(batch)
+        hidden = packed_hidden(body, packed, how)
+        pooler = getattr(body, "pooler", None)
+        if pooler is not None:
+            pooled = pooler(hidden[packed.starts].unsqueeze(1))
+        else:
+            pooled = hidden[packed.starts + packed.lengths - 1]
+        for module in head:
+            pooled = module(pooled)
+        return pooled

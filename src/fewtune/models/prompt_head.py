@@ -16,6 +16,7 @@ from fewtune.data.verbalizers import LabelWords
 from fewtune.models.base import FewShotModule
 from fewtune.models.label_scores import class_scores
 from fewtune.models.multi_token import word_scores
+from fewtune.models.packing import pack, packed_hidden
 
 
 def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
@@ -70,10 +71,18 @@ class PromptModule(FewShotModule):
         self.p_cf: torch.Tensor | None = None
 
     def slot_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        how = self.packing(batch)
+        return self.padded_rows(batch) if how is None else self.packed_rows(batch, how)
+
+    def padded_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         body, _ = split_lm(self.model)
         hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
         rows = torch.arange(hidden.size(0), device=hidden.device)
         return hidden[rows, batch["slot"]]
+
+    def packed_rows(self, batch: dict[str, torch.Tensor], how: str) -> torch.Tensor:
+        packed = pack(batch)
+        return packed_hidden(split_lm(self.model)[0], packed, how)[packed.starts + batch["slot"]]
 
     def label_logits(self, batch: dict[str, torch.Tensor], word_ids=None) -> torch.Tensor:
         """The label (class) scores: the LM head's logits at the slot for the label words, reduced
