@@ -74,3 +74,10 @@ def test_a_body_with_virtual_tokens_falls_back_to_padding(data_dir, tmp_path, re
     assert module.packing(batch) is None
     loss = module.training_step(batch, 0)
     assert torch.isfinite(loss)
+
+
+def test_one_example_cannot_show_packing_is_exact(data_dir, tmp_path, request):
+    # an encoder without the block mask attends across examples, which one example never shows
+    module, batch = built(request, "masked", "finetune", data_dir, tmp_path)
+    module.train()
+    assert module.packing({key: value[:1] for key, value in batch.items()}) is None

@@ -84,6 +84,11 @@ class FewShotModule(pl.LightningModule):
             self._probed = True
         return self._packing
 
+    def head_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The head's per-example outputs, from a packed batch where this one packs."""
+        how = self.packing(batch)
+        return self.padded_rows(batch) if how is None else self.packed_rows(batch, how)
+
     def padded_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-example outputs of the padded batch that packing must reproduce (see ``packing``)."""
         raise NotImplementedError

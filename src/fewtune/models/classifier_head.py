@@ -23,8 +23,7 @@ class ClassifierModule(FewShotModule):
         self.model = model
 
     def label_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        how = self.packing(batch)
-        return self.padded_rows(batch) if how is None else self.packed_rows(batch, how)
+        return self.head_rows(batch)
 
     def padded_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

@@ -8,7 +8,7 @@ from them); an encoder also gets a block-diagonal 4D mask. The sums are the same
 batch's; only rounding differs.
 
 Whether a model packs correctly is not assumed from its name: ``probe`` runs a few examples
-both ways once, in float32, and packing is used only where the label logits agree. Models
+both ways once, in float32, and packing is used only where the head's outputs agree. Models
 whose bodies add positions (peft's soft prompts) or heads that pool in their own way fall back
 to padded batches.
 """
@@ -63,6 +63,8 @@ def probe(module, batch: dict[str, torch.Tensor], padded: Callable, packed: Call
     hidden state, the classifier's logits). Runs once, on a few examples of ``batch``, in
     float32 and eval mode (no dropout)."""
     rows = {key: batch[key][:3] for key in ("input_ids", "attention_mask", "slot")}
+    if len(rows["input_ids"]) < 2:  # one example cannot show that attention stays within each
+        return None
     was_training = module.training
     module.eval()
     try:

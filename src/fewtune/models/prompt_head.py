@@ -71,8 +71,7 @@ class PromptModule(FewShotModule):
         self.p_cf: torch.Tensor | None = None
 
     def slot_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        how = self.packing(batch)
-        return self.padded_rows(batch) if how is None else self.packed_rows(batch, how)
+        return self.head_rows(batch)
 
     def padded_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         body, _ = split_lm(self.model)
