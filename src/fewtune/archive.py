@@ -1,0 +1,66 @@
+"""The results of runs without their checkpoints and logs: a folder small enough to commit.
+
+    python -m fewtune.archive <multirun dir> [more dirs] --out results
+
+Copies into ``<out>/<each folder's name>`` what ``python -m fewtune.table`` reads back (each run's .hydra/config.yaml and
+overrides.yaml, its JSON results such as metrics.json or failed.json, and each multirun.yaml),
+keeping the folders' layout, so the table is rebuilt later on any machine:
+``python -m fewtune.table results/<folder's name>``. About 4 KB per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fewtune.errors import FewtuneError
+from fewtune.results import write_file_atomic
+
+SKIPPED_FOLDERS = {"checkpoints", "wandb", "task_weights"}  # large, and the table does not read them
+
+
+def kept_files(root: Path) -> list[Path]:
+    """The files below ``root`` that the table reads, relative to ``root``."""
+    kept = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if not path.is_file() or SKIPPED_FOLDERS & set(relative.parts):
+            continue
+        if path.name in ("config.yaml", "overrides.yaml") and path.parent.name == ".hydra":
+            kept.append(relative)
+        elif path.name == "multirun.yaml" or path.suffix == ".json":
+            kept.append(relative)
+    return kept
+
+
+def archive(roots: list[Path], out: Path) -> int:
+    """Copy the kept files of every root into ``out/<root's name>``; returns how many."""
+    copied = 0
+    for root in roots:
+        if not root.is_dir():
+            raise FewtuneError(f"{root} is not a folder; give a multirun folder (outputs/multiruns/<name>)")
+        files = kept_files(root)
+        if not any(f.name == "config.yaml" for f in files):
+            raise FewtuneError(f"no runs (folders with .hydra/config.yaml) under {root}; nothing to archive")
+        for relative in files:
+            write_file_atomic(out / root.name / relative, (root / relative).read_bytes())
+        copied += len(files)
+    return copied
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fewtune.archive", description=__doc__.split("\n")[0])
+    parser.add_argument("dirs", nargs="+", type=Path, help="multirun (or run) folders")
+    parser.add_argument("--out", type=Path, required=True, help="copy each folder into <out>/<its name>, e.g. --out results")
+    args = parser.parse_args(argv)
+    try:
+        copied = archive(args.dirs, args.out)
+    except FewtuneError as err:
+        sys.exit(f"error: {err}")
+    print(f"{copied} files of {len(args.dirs)} folder(s) copied to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
