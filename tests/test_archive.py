@@ -27,7 +27,7 @@ def test_an_archive_rebuilds_the_same_table_and_leaves_checkpoints_behind(tmp_pa
     assert rebuilt == (tmp_path / "t1" / "table.md").read_text() and "Prompt-based FT" in rebuilt
 
 
-def test_a_folder_without_runs_is_refused_with_one_line(tmp_path, capsys):
+def test_a_folder_without_runs_is_refused_with_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path / "empty"), "--out", str(tmp_path / "results")])

@@ -2,8 +2,8 @@
 
     python -m fewtune.archive <multirun dir> [more dirs] --out results
 
-Copies into ``<out>/<each folder's name>`` what ``python -m fewtune.table`` reads back (each run's .hydra/config.yaml and
-overrides.yaml, its JSON results such as metrics.json or failed.json, and each multirun.yaml),
+Copies into ``<out>/<each folder's name>`` what ``python -m fewtune.table`` reads back (each
+run's .hydra/config.yaml and overrides.yaml, its JSON results such as metrics.json or failed.json, and each multirun.yaml),
 keeping the folders' layout, so the table is rebuilt later on any machine:
 ``python -m fewtune.table results/<folder's name>``. About 4 KB per run.
 """
@@ -17,21 +17,18 @@ from pathlib import Path
 from fewtune.errors import FewtuneError
 from fewtune.results import write_file_atomic
 
-SKIPPED_FOLDERS = {"checkpoints", "wandb", "task_weights"}  # large, and the table does not read them
+SKIPPED_FOLDERS = {"checkpoints", "wandb"}  # W&B's own JSON files: large, and the table does not read them
 
 
 def kept_files(root: Path) -> list[Path]:
     """The files below ``root`` that the table reads, relative to ``root``."""
-    kept = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if not path.is_file() or SKIPPED_FOLDERS & set(relative.parts):
-            continue
-        if path.name in ("config.yaml", "overrides.yaml") and path.parent.name == ".hydra":
-            kept.append(relative)
-        elif path.name == "multirun.yaml" or path.suffix == ".json":
-            kept.append(relative)
-    return kept
+    def read_by_table(path: Path) -> bool:
+        if path.parent.name == ".hydra":
+            return path.name in ("config.yaml", "overrides.yaml")
+        return path.name == "multirun.yaml" or path.suffix == ".json"
+
+    relatives = (path.relative_to(root) for path in sorted(root.rglob("*")) if path.is_file())
+    return [rel for rel in relatives if read_by_table(rel) and not SKIPPED_FOLDERS & set(rel.parts)]
 
 
 def archive(roots: list[Path], out: Path) -> int:
