@@ -53,6 +53,16 @@ def test_committed_without_outputs_and_with_a_parameters_cell(name):
     assert code[0].metadata.get("tags") == ["parameters"]
 
 
+def test_results_notebook_defaults_to_the_committed_runs():
+    """Run without parameters, the notebook shows the README's grid: its default folders are in the repository."""
+    cells = nbformat.read(NOTEBOOKS / "results.ipynb", as_version=4).cells
+    parameters = next(cell.source for cell in cells if "parameters" in cell.metadata.get("tags", []))
+    defaults: dict = {}
+    exec(parameters, defaults)
+    project = NOTEBOOKS.parent
+    assert defaults["runs"] and all((project / run).is_dir() for run in defaults["runs"])
+
+
 def test_results_notebook_shows_table_bars_curve_and_params(tmp_path, kernel):
     grid = fake_grid(tmp_path / "grid")
     out = run_notebook("results", tmp_path, kernel, runs=[str(grid)], paper=False, out=str(tmp_path / "written"))

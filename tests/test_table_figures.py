@@ -33,6 +33,19 @@ def test_bar_chart_has_one_dot_per_seed_at_its_result(runs):
     assert _dots(bar_chart_figure(table, dots=False).axes[0]) == []
 
 
+def test_bar_chart_draws_no_error_bar_where_a_cell_has_no_spread(runs):
+    """A missing cell (the paper's '-') or a single value gets no error bar, so nothing is drawn at 0."""
+    from matplotlib.container import ErrorbarContainer
+
+    table = summarize(runs, paper=True)
+    ax = bar_chart_figure(table, dots=False).axes[0]
+    caps = [y for c in ax.containers if isinstance(c, ErrorbarContainer)
+            for line in c.lines[1] for y in line.get_ydata() if y == y]  # y == y: not NaN
+    cells = [row.cells.get(task) for row in table.rows for task in table.tasks]
+    assert None in cells  # the paper has no number for some of the grid's cells
+    assert len(caps) == 2 * sum(cell is not None and cell.std is not None for cell in cells)  # below and above
+
+
 def test_params_plot_puts_each_method_at_its_trainable_parameters(runs):
     points = params_points(runs)
     assert set(points) == {"sst2", "mr"}
