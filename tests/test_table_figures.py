@@ -46,6 +46,22 @@ def test_bar_chart_draws_no_error_bar_where_a_cell_has_no_spread(runs):
     assert len(caps) == 2 * sum(cell is not None and cell.std is not None for cell in cells)  # below and above
 
 
+def test_no_params_plot_without_peft_runs_even_with_calibrated_zero_shot(tmp_path):
+    """A calibrated zero-shot row ("zeroshot+calibrated") is not a peft method and trains nothing."""
+    from omegaconf import OmegaConf
+
+    for seed in (13, 21):
+        fake_run(tmp_path, "sst2", "prompt", seed, 0.8, trainable=135_000_000)
+        config = fake_run(tmp_path, "sst2", "zeroshot", seed, 0.6, trainable=135_000_000) / ".hydra" / "config.yaml"
+        cfg = OmegaConf.load(config)
+        cfg.method.calibrate = True
+        OmegaConf.save(cfg, config)
+    runs = collect_runs([tmp_path])
+    assert "zeroshot+calibrated" in {r.method for r in runs}
+    assert params_accuracy_figure(runs) is None
+    assert [title for title, _, _ in params_points(runs)["sst2"]] == ["Prompt-based FT"]
+
+
 def test_params_plot_puts_each_method_at_its_trainable_parameters(runs):
     points = params_points(runs)
     assert set(points) == {"sst2", "mr"}

@@ -67,6 +67,8 @@ class Run:
     metrics: dict = field(default_factory=dict)  # the whole metrics.json: costs.md reads it
     resumable: bool = False  # checkpoints/last.ckpt and no metrics.json: a rerun continues it
     seed_free: bool = False  # trains nothing and samples nothing: every seed gives the same test result
+    trains: bool = True  # False for zeroshot and icl (calibrated or not): no trained parameters to plot
+    peft: str = "none"  # the peft group's name: the params-vs-accuracy plot is drawn for peft runs
 
 
 @dataclass
@@ -169,6 +171,7 @@ def _read_run(folder: Path) -> Run:
     overrides = tuple(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ()
     method, method_title = cfg.method.name, cfg.method.get("title") or cfg.method.name
     peft = cfg.get("peft")
+    trains = cfg.method.get("train", True) is not False
     if cfg.method.get("calibrate"):  # contextual calibration: beside the uncalibrated row, never in it
         method, method_title = f"{method}+calibrated", f"{method_title} (calibrated)"
     if peft is not None and peft.name != "none":  # a peft method is a row of its own
@@ -185,7 +188,9 @@ def _read_run(folder: Path) -> Run:
         metric=cfg.task.metric,
         overrides=overrides,
         status="incomplete",
-        seed_free=cfg.method.get("train", True) is False and cfg.method.get("demonstrations") is None,
+        seed_free=not trains and cfg.method.get("demonstrations") is None,
+        trains=trains,
+        peft=peft.name if peft is not None else "none",
     )
     if (folder / METRICS_FILE).is_file():
         metrics = json.loads((folder / METRICS_FILE).read_text())

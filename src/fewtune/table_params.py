@@ -3,7 +3,7 @@
 One panel per task; one point per method (and backbone, K) at its number of trainable
 parameters (log scale), mean and std over seeds of the best-on-dev runs, each seed a dot.
 Full fine-tuning (peft=none) is drawn too, as the reference the peft methods are measured
-against; zero-shot trains nothing and is left out.
+against; zero-shot and in-context learning train nothing and are left out.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def params_points(runs) -> dict[str, dict[tuple, tuple[int, list[float]]]]:
 
     points: dict[str, dict[tuple, list]] = defaultdict(lambda: defaultdict(list))
     for run in best_runs(runs).values():
-        if run.method != "zeroshot" and run.trainable_params:
+        if run.trains and run.trainable_params:
             points[run.task][(run.method_title, run.model, run.k)].append(run)
     return {
         task: {key: (int(median(r.trainable_params for r in rs)), [r.test for r in rs]) for key, rs in rows.items()}
@@ -31,7 +31,7 @@ def params_accuracy_figure(runs):
     from fewtune.table import TASK_ORDER, _order
     from fewtune.table_plots import _pyplot
 
-    peft_runs = [r for r in runs if r.status == "completed" and "+" in r.method and r.trainable_params]
+    peft_runs = [r for r in runs if r.status == "completed" and r.peft != "none" and r.trainable_params]
     if not peft_runs:
         return None
     points = params_points(runs)
