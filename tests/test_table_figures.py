@@ -34,7 +34,7 @@ def test_bar_chart_has_one_dot_per_seed_at_its_result(runs):
 
 
 def test_bar_chart_draws_no_error_bar_where_a_cell_has_no_spread(runs):
-    """A missing cell (the paper's '-') or a single value gets no error bar, so nothing is drawn at 0."""
+    """A missing cell (the paper's '-') or a paper number without a std gets no error bar: nothing drawn at 0."""
     from matplotlib.container import ErrorbarContainer
 
     table = summarize(runs, paper=True)

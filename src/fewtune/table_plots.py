@@ -77,7 +77,7 @@ def bar_chart_figure(table, dots: bool = True):
         )
 
     means = frame(lambda cell: None if cell is None else 100 * cell.mean)
-    # NaN, not 0, where there is no spread: no error bar is drawn there (0 drew a cap at y=0 for a missing cell)
+    # NaN, not 0, where there is no std: no error bar is drawn (0 drew a cap at y=0 for a missing cell)
     stds = frame(lambda cell: float("nan") if cell is None or cell.std is None else 100 * cell.std)
     width = max(6.0, 1.1 * len(table.tasks) * max(1, len(table.rows)) ** 0.5 + 2)
     fig, ax = plt.subplots(figsize=(width, 4.5))
