@@ -3,8 +3,9 @@
     python -m fewtune.archive <multirun dir> [more dirs] --out results
 
 Copies into ``<out>/<each folder's name>`` what ``python -m fewtune.table`` reads back (each
-run's .hydra/config.yaml and overrides.yaml, its JSON results such as metrics.json or failed.json, and each multirun.yaml),
-keeping the folders' layout, so the table is rebuilt later on any machine:
+run's .hydra/config.yaml and overrides.yaml, its JSON results such as metrics.json or
+failed.json, and each multirun.yaml), keeping the folders' layout, so the table is rebuilt later
+on any machine:
 ``python -m fewtune.table results/<folder's name>``. About 4 KB per run.
 """
 

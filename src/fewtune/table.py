@@ -171,11 +171,12 @@ def _read_run(folder: Path) -> Run:
     overrides = tuple(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ()
     method, method_title = cfg.method.name, cfg.method.get("title") or cfg.method.name
     peft = cfg.get("peft")
+    peft_name = peft.name if peft is not None else "none"
     trains = cfg.method.get("train", True) is not False
     if cfg.method.get("calibrate"):  # contextual calibration: beside the uncalibrated row, never in it
         method, method_title = f"{method}+calibrated", f"{method_title} (calibrated)"
-    if peft is not None and peft.name != "none":  # a peft method is a row of its own
-        method, method_title = f"{method}+{peft.name}", f"{method_title} + {peft.get('title') or peft.name}"
+    if peft_name != "none":  # a peft method is a row of its own
+        method, method_title = f"{method}+{peft_name}", f"{method_title} + {peft.get('title') or peft_name}"
     run = Run(
         path=folder,
         task=cfg.task.name,
@@ -190,7 +191,7 @@ def _read_run(folder: Path) -> Run:
         status="incomplete",
         seed_free=not trains and cfg.method.get("demonstrations") is None,
         trains=trains,
-        peft=peft.name if peft is not None else "none",
+        peft=peft_name,
     )
     if (folder / METRICS_FILE).is_file():
         metrics = json.loads((folder / METRICS_FILE).read_text())
