@@ -26,11 +26,16 @@ install: $(STAMP)
 train: install
 	$(BIN)/python -m fewtune.train experiment=cpu
 
+# Test files spread over TEST_WORKERS processes (pytest-xdist), each file in one process (its
+# fixtures built once), one torch thread each so that the processes do not fight for the cores.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest tests
+	$(PYTEST)
 
 test-fast: install
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # fewtune against a plain transformers loop; writes benchmarks/latest.json (about 10 minutes here)
 bench: install

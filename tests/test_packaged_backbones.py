@@ -5,6 +5,7 @@ better than chance after a few prompt-based steps; minilm-l6 trains a classifier
 import pytest
 
 from conftest import SHARED_DATA, compose_cfg
+from fewtune.hardware import bf16_native, fast_precision
 from fewtune.models import packaged
 from fewtune.train import train
 
@@ -43,7 +44,7 @@ def test_smollm2_prompt_fine_tuning_on_sst2(cache_dir, tmp_path):
         "trainer.max_steps=10",
         "trainer.val_check_interval=10",
         "trainer.limit_test_batches=4",
-        "trainer.precision=bf16-mixed",
+        f"trainer.precision={fast_precision('cpu')}",  # as experiment=cpu on this CPU
         "optimizer.lr=2e-5",
     )
     results = train(compose_cfg(overrides, tmp_path))
@@ -60,6 +61,7 @@ def test_minilm_finetune_on_sst2(tmp_path):
     assert results["test"]["acc"] > 0.5
 
 
+@pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU only emulates bf16, so experiment=cpu runs float32")
 def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp_path):
     """After 16 prompt-based steps, SST-2 test accuracy on 256 examples under bfloat16 autocast
     stays within 5 points of float32 and 90% of predictions agree (the stated tolerance:

@@ -22,6 +22,7 @@ def test_method_runs_end_to_end_and_writes_metrics(method, family, data_dir, tmp
     assert saved["method"] == method and saved["seed"] == 13 and saved["k"] == 4
     assert 0.0 <= saved["test"]["acc"] <= 1.0 and saved["best_dev"] is not None
     assert saved["steps"] == (0 if method == "zeroshot" else 4)
+    assert saved["precision"] == "32-true"  # the trainer's default, as it ran
     assert 0 < saved["trainable_params"] <= saved["total_params"]
     if method != "zeroshot":
         assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()

@@ -20,6 +20,12 @@ def _precision_for(accelerator: str) -> str:
     return "bf16-mixed" if str(accelerator) in ("gpu", "cuda") else "32-true"
 
 
+def _fast_precision(accelerator: str) -> str:
+    from fewtune.hardware import fast_precision
+
+    return fast_precision(accelerator)
+
+
 def _slurm_gpus(accelerator: str, devices) -> int | None:
     return int(devices) if str(accelerator) in ("gpu", "cuda") else None
 
@@ -31,6 +37,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)
     # trainer=ddp: bf16 autocast on GPUs, full precision elsewhere (trainer.precision= overrides it).
     OmegaConf.register_new_resolver("precision_for", _precision_for, replace=True)
+    # experiment=cpu: bf16 autocast where the hardware computes in bf16, float32 elsewhere.
+    OmegaConf.register_new_resolver("fast_precision", _fast_precision, replace=True)
     # hydra/launcher=slurm: the GPUs to ask SLURM for, from the trainer's settings.
     OmegaConf.register_new_resolver("slurm_gpus", _slurm_gpus, replace=True)
 

@@ -194,6 +194,7 @@ def train(cfg: DictConfig) -> dict:
         "best_dev": best_dev,
         **(calibration or {}),
         "steps": trainer.global_step,
+        "precision": str(trainer.precision),  # as resolved: experiment=cpu picks it by hardware
         "wall_time_s": round(time.perf_counter() - start, 2),
         **costs,
         **job.record(),
