@@ -97,6 +97,10 @@ def measure_eval(spec: dict) -> dict:
                 collected.append(outputs.float().cpu())
 
         trainer = bench_trainer(cfg, device, Collect())
+        # As the baseline's timer: CUDA started and the weights on the device before it starts
+        # (trainer.test would do both inside the timer; on a GPU they cost seconds).
+        module.to(device)
+        synchronize(device)
         start = time.perf_counter()
         trainer.test(module, datamodule=datamodule, verbose=False)
         synchronize(device)
