@@ -41,3 +41,11 @@ def test_a_run_records_the_precision_it_resolved_to(monkeypatch, tiny_causal, da
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     overrides = tiny_overrides(tiny_causal, data_dir, "prompt", "experiment=cpu", "trainer.max_steps=2")
     assert train(compose_cfg(overrides, tmp_path))["precision"] == "32-true"
+
+
+def test_benchmark_reports_name_whether_the_cpu_has_bf16_kernels(monkeypatch):
+    from fewtune.hardware import cpu_description
+
+    for native, says in ((True, "bf16 kernels: yes"), (False, "bf16 kernels: no")):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+        assert cpu_description().endswith(says)

@@ -30,3 +30,14 @@ def bf16_native(accelerator: str) -> bool:
 def fast_precision(accelerator: str) -> str:
     """bf16-mixed where the device computes in bfloat16 natively, else 32-true."""
     return "bf16-mixed" if bf16_native(accelerator) else "32-true"
+
+
+def cpu_description() -> str:
+    """The CPU's model name and whether it has bf16 kernels, for benchmark reports."""
+    import platform
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")  # Linux; elsewhere platform's less specific name
+    names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("model name")] if info.exists() else []
+    name = names[0] if names else platform.processor() or platform.machine()
+    return f"{name}, bf16 kernels: {'yes' if bf16_native('cpu') else 'no'}"

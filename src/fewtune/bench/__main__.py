@@ -16,6 +16,7 @@ import torch
 
 from fewtune.bench.peak import matmul_peak_gflops
 from fewtune.config import PROJECT_ROOT
+from fewtune.hardware import bf16_native, cpu_description
 from fewtune.results import write_json_atomic
 
 CASES = [("smollm2-135m", "prompt"), ("smollm2-135m", "finetune"), ("minilm-l6", "finetune")]
@@ -101,9 +102,10 @@ def ratio(a: float, b: float) -> str:
 
 def render(results: dict) -> str:
     peak = results["peak_gflops"]
+    ours_peak = "bfloat16" if "bfloat16" in peak else "float32"  # the precision fewtune ran in
     lines = [
         f"Machine: {results['machine']}; matmul peak {peak['float32']:.0f} GFLOP/s float32, "
-        f"{peak['bfloat16']:.0f} GFLOP/s bfloat16",
+        + (f"{peak['bfloat16']:.0f} GFLOP/s bfloat16" if "bfloat16" in peak else "bfloat16 not measured (emulated here)"),
         "",
         "| model | method | figure | fewtune | baseline | ratio |",
         "|---|---|---|---|---|---|",
@@ -130,7 +132,7 @@ def render(results: dict) -> str:
             lines.append(f"| {model} | {method} | {label} | {ours:.2f} | {base:.2f} | {r} |")
         mfu = ef["tokens_per_s"] * ef["flops_per_token"] / 1e9
         lines.append(
-            f"| {model} | {method} | eval MFU (bf16 peak) | {100 * mfu / peak['bfloat16']:.0f}% | "
+            f"| {model} | {method} | eval MFU ({ours_peak} peak) | {100 * mfu / peak[ours_peak]:.0f}% | "
             f"{100 * eb['tokens_per_s'] * eb['flops_per_token'] / 1e9 / peak['float32']:.0f}% (fp32 peak) | |"
         )
         agree = case["agreement"]
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     print("matmul peak", flush=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    dtypes = ("float32", "bfloat16") if bf16_native("gpu" if args.device == "cuda" else "cpu") else ("float32",)
+    machine = f"{platform.machine()} ({cpu_description()}), {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if args.device == "cuda":
         machine = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); host {machine}"
     results = {
@@ -170,7 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         "device": args.device,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "command": "python -m fewtune.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "peak_gflops": {dtype: matmul_peak_gflops(getattr(torch, dtype), args.device) for dtype in ("float32", "bfloat16")},
+        # bf16 only where the device has bf16 kernels: elsewhere fewtune runs float32 (and an
+        # emulated bf16 product of this size would take minutes)
+        "peak_gflops": {dtype: matmul_peak_gflops(getattr(torch, dtype), args.device) for dtype in dtypes},
         "cases": {},
         "load": {},
     }
