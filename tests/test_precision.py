@@ -11,8 +11,8 @@ from conftest import compose_cfg
 @pytest.mark.parametrize("native,expected", [(True, "bf16-mixed"), (False, "32-true")])
 def test_cpu_presets_use_bf16_only_where_the_cpu_computes_it(monkeypatch, tmp_path, preset, native, expected):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
-    for accelerator in ("cpu", "auto"):  # auto: no GPU here, so the CPU decides
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for accelerator in ("cpu", "auto"):  # auto: no GPU, so the CPU decides
         cfg = compose_cfg([preset, f"trainer.accelerator={accelerator}"], tmp_path)
         assert cfg.trainer.precision == expected
 

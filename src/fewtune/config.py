@@ -6,6 +6,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from fewtune.hardware import fast_precision  # imports torch only when called
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 
@@ -20,12 +22,6 @@ def _precision_for(accelerator: str) -> str:
     return "bf16-mixed" if str(accelerator) in ("gpu", "cuda") else "32-true"
 
 
-def _fast_precision(accelerator: str) -> str:
-    from fewtune.hardware import fast_precision
-
-    return fast_precision(accelerator)
-
-
 def _slurm_gpus(accelerator: str, devices) -> int | None:
     return int(devices) if str(accelerator) in ("gpu", "cuda") else None
 
@@ -38,7 +34,7 @@ def register_resolvers() -> None:
     # trainer=ddp: bf16 autocast on GPUs, full precision elsewhere (trainer.precision= overrides it).
     OmegaConf.register_new_resolver("precision_for", _precision_for, replace=True)
     # experiment=cpu: bf16 autocast where the hardware computes in bf16, float32 elsewhere.
-    OmegaConf.register_new_resolver("fast_precision", _fast_precision, replace=True)
+    OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
     # hydra/launcher=slurm: the GPUs to ask SLURM for, from the trainer's settings.
     OmegaConf.register_new_resolver("slurm_gpus", _slurm_gpus, replace=True)
 

@@ -38,6 +38,7 @@ def cpu_description() -> str:
     from pathlib import Path
 
     info = Path("/proc/cpuinfo")  # Linux; elsewhere platform's less specific name
-    names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("model name")] if info.exists() else []
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     name = names[0] if names else platform.processor() or platform.machine()
     return f"{name}, bf16 kernels: {'yes' if bf16_native('cpu') else 'no'}"
