@@ -140,8 +140,11 @@ def test_ddp_refuses_launches_that_cannot_work(tiny_masked, data_dir, tmp_path, 
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_ddp_config_precision_follows_the_accelerator(tmp_path):
+def test_ddp_config_precision_follows_the_accelerator(tmp_path, monkeypatch):
     cpu = compose_cfg(["trainer=ddp"], tmp_path).trainer
     assert (cpu.accelerator, cpu.devices, cpu.strategy, cpu.precision) == ("cpu", 2, "ddp", "32-true")
-    gpu = compose_cfg(["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], tmp_path).trainer
-    assert gpu.precision == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for bf16_gpu, expected in ((True, "bf16-mixed"), (False, "32-true")):  # False: e.g. V100s
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_gpu)
+        gpu = compose_cfg(["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], tmp_path).trainer
+        assert gpu.precision == expected

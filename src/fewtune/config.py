@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from fewtune.hardware import fast_precision  # imports torch only when called
+from fewtune.hardware import cuda_selected, fast_precision  # import torch only when called
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -19,7 +19,8 @@ def _user_cache() -> str:
 
 
 def _precision_for(accelerator: str) -> str:
-    return "bf16-mixed" if str(accelerator) in ("gpu", "cuda") else "32-true"
+    # GPUs: bf16 where they compute it (not a V100's); the CPU processes of gloo: float32
+    return fast_precision(accelerator) if cuda_selected(accelerator) else "32-true"
 
 
 def _slurm_gpus(accelerator: str, devices) -> int | None:
@@ -31,7 +32,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("user_cache", _user_cache, replace=True)
     # A readable model name from a hub id or folder: "org/model" and "/x/model" give "model".
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)
-    # trainer=ddp: bf16 autocast on GPUs, full precision elsewhere (trainer.precision= overrides it).
+    # trainer=ddp: bf16 autocast on GPUs with bf16, full precision elsewhere (trainer.precision= overrides it).
     OmegaConf.register_new_resolver("precision_for", _precision_for, replace=True)
     # experiment=cpu: bf16 autocast where the hardware computes in bf16, float32 elsewhere.
     OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
