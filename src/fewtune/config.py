@@ -32,7 +32,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("user_cache", _user_cache, replace=True)
     # A readable model name from a hub id or folder: "org/model" and "/x/model" give "model".
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)
-    # trainer=ddp: bf16 autocast on GPUs with bf16, full precision elsewhere (trainer.precision= overrides it).
+    # trainer=ddp: bf16 autocast on GPUs with bf16, else full precision (trainer.precision= overrides).
     OmegaConf.register_new_resolver("precision_for", _precision_for, replace=True)
     # experiment=cpu: bf16 autocast where the hardware computes in bf16, float32 elsewhere.
     OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
