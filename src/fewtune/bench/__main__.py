@@ -103,9 +103,9 @@ def ratio(a: float, b: float) -> str:
 def render(results: dict) -> str:
     peak = results["peak_gflops"]
     ours_peak = "bfloat16" if "bfloat16" in peak else "float32"  # the precision fewtune ran in
+    bf16 = f"{peak['bfloat16']:.0f} GFLOP/s bfloat16" if ours_peak == "bfloat16" else "bfloat16 not measured (emulated here)"
     lines = [
-        f"Machine: {results['machine']}; matmul peak {peak['float32']:.0f} GFLOP/s float32, "
-        + (f"{peak['bfloat16']:.0f} GFLOP/s bfloat16" if "bfloat16" in peak else "bfloat16 not measured (emulated here)"),
+        f"Machine: {results['machine']}; matmul peak {peak['float32']:.0f} GFLOP/s float32, {bf16}",
         "",
         "| model | method | figure | fewtune | baseline | ratio |",
         "|---|---|---|---|---|---|",
