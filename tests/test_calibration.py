@@ -65,6 +65,21 @@ def test_label_probs_are_the_modules_own_zero_shot_scores(playground):
     assert label_probs(playground.module, encoder, examples, batch_size=3) == pytest.approx(expected, abs=1e-6)
 
 
+def test_label_probs_come_back_in_the_order_given_whatever_the_lengths(playground):
+    from fewtune.scoring import encoded_label_probs
+
+    from fewtune.data.tasks import Example
+
+    encoder = playground.encoder(playground.default_template)
+    words = playground.dev[0].fields["sentence"].split()
+    lengths = [1, 7, 3, 12, 5, 9]  # neither sorted nor reversed: batches are scored by length
+    items = [encoder.encode(Example(fields={"sentence": " ".join(words * n)}, label=""), 0) for n in lengths]
+    pad, label_words = encoder.tokenizer.pad_token_id, encoder.label_words
+    one_by_one = torch.cat([encoded_label_probs(playground.module, [e], pad, label_words) for e in items])
+    batched = encoded_label_probs(playground.module, items, pad, label_words, batch_size=4)
+    assert batched == pytest.approx(one_by_one, abs=1e-5)
+
+
 def test_tokens_show_the_slot(playground):
     example = playground.dev[0]
     shown = playground.tokens(playground.default_template, example)

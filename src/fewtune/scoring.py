@@ -24,8 +24,13 @@ def label_probs(module, encoder: PromptEncoder, examples: Sequence[Example], bat
 
 @torch.no_grad()
 def encoded_label_probs(module, items: Sequence[Encoded], pad_id: int, label_words, batch_size: int = 32) -> torch.Tensor:
-    """[items, labels]: ``label_probs`` of inputs already rendered (e.g. with demonstrations)."""
+    """[items, labels]: ``label_probs`` of inputs already rendered (e.g. with demonstrations),
+    in the order given."""
     collate = Collator(pad_id)
+    # Batches of similar lengths pad least (content-free inputs with random demonstration sets
+    # vary by hundreds of tokens); the rows are put back in the given order at the end.
+    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
+    items = [items[i] for i in order]
     modes = {m: m.training for m in module.modules()}  # module.train(True) would also wake the backbone's dropout
     module.eval()
     out = []
@@ -36,4 +41,7 @@ def encoded_label_probs(module, items: Sequence[Encoded], pad_id: int, label_wor
     finally:
         for m, training in modes.items():
             m.training = training
-    return torch.cat(out) if out else torch.empty(0, label_words.num_classes)
+    by_length = torch.cat(out) if out else torch.empty(0, label_words.num_classes)
+    probs = torch.empty_like(by_length)
+    probs[torch.tensor(order, dtype=torch.long)] = by_length
+    return probs
