@@ -40,4 +40,20 @@ def test_data_checksums_are_those_of_the_files_read(data_dir, tiny_masked, tmp_p
     ]
     for entry in files.values():
         assert entry["md5"] == hashlib.md5((data_dir / entry["file"]).read_bytes()).hexdigest()
-    assert provenance.collect(files)["data"] == files
+    assert provenance.collect(files, {"commit": None, "dirty": None})["data"] == files
+
+
+def test_every_job_records_the_code_its_process_started_with(data_dir, tiny_masked, tmp_path, monkeypatch):
+    from fewtune.resume import Job
+
+    cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt"), tmp_path)
+    start, later = {"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}
+    provenance.code_state.cache_clear()
+    monkeypatch.setattr(provenance, "git_state", lambda: start)
+    try:
+        first = Job(cfg)
+        monkeypatch.setattr(provenance, "git_state", lambda: later)  # the checkout moves on mid-multirun
+        assert first.record()["provenance"]["git"] == start
+        assert Job(cfg).record()["provenance"]["git"] == start
+    finally:
+        provenance.code_state.cache_clear()

@@ -7,6 +7,7 @@ project that is not a git checkout, no git program.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import subprocess
@@ -47,6 +48,14 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
     return {"commit": commit.strip() if commit else None, "dirty": None if status is None else bool(status.strip())}
 
 
+@functools.cache
+def code_state() -> dict[str, Any]:
+    """The project's ``git_state`` when this process first asks (its first job starts): the code
+    a multirun runs is what its process imported then, whatever the checkout holds when a later
+    job ends."""
+    return git_state()
+
+
 def md5(path: str | Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as f:
@@ -82,5 +91,5 @@ def data_files(cfg) -> dict[str, dict[str, str]]:
     return files
 
 
-def collect(data: dict[str, dict[str, str]]) -> dict[str, Any]:
-    return {"versions": versions(), "git": git_state(), "data": data}
+def collect(data: dict[str, dict[str, str]], code: dict[str, Any]) -> dict[str, Any]:
+    return {"versions": versions(), "git": code, "data": data}

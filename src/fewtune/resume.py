@@ -149,6 +149,7 @@ class Job:
         # last.ckpt at every dev evaluation costs a 1.6 GB write for smollm2-135m: short jobs skip it.
         self.save_last = self.enabled and bool(cfg.get("resume_checkpoint", True))
         self.data = provenance.data_files(cfg)
+        self.code = provenance.code_state()
         self.hash = config_hash(cfg, self.data)
         self.checkpoints = self.out / CHECKPOINT_DIR
         self.last = self.checkpoints / f"{LAST}.ckpt"
@@ -209,7 +210,7 @@ class Job:
         return {
             "config_hash": self.hash,
             "resumed_from_step": self.resumed_from,
-            "provenance": provenance.collect(self.data),
+            "provenance": provenance.collect(self.data, self.code),
         }
 
     def finish(self) -> None:
