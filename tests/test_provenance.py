@@ -2,8 +2,10 @@
 
 import hashlib
 import re
+import shutil
 import subprocess
 
+import pytest
 import torch
 
 from conftest import compose_cfg, tiny_overrides
@@ -30,6 +32,24 @@ def test_git_state_is_null_without_a_checkout_or_without_git(tmp_path, monkeypat
     monkeypatch.setattr(subprocess, "run", no_git)
     (tmp_path / ".git").mkdir()
     assert provenance.git_state(tmp_path) == {"commit": None, "dirty": None}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git program")
+def test_dirty_means_the_code_or_config_differs_from_the_commit(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "metrics.json").write_text("{}")  # an archived result: not the code
+    (tmp_path / "README.md").write_text("notes")
+    assert provenance.git_state(tmp_path)["dirty"] is False
+    (tmp_path / "src" / "model.py").write_text("x = 2\n")
+    assert provenance.git_state(tmp_path)["dirty"] is True
 
 
 def test_data_checksums_are_those_of_the_files_read(data_dir, tiny_masked, tmp_path):

@@ -18,6 +18,9 @@ from typing import Any
 from fewtune.config import PROJECT_ROOT
 
 PACKAGES = ("torch", "pytorch-lightning", "transformers", "peft", "hydra-core", "fewtune")
+# "dirty" asks whether the code and configuration that ran differ from the commit: results,
+# notes and notebooks written beside them (e.g. an archive into results/) do not count.
+CODE_PATHS = ("src", "conf", "pyproject.toml")
 
 
 def versions() -> dict[str, str | None]:
@@ -44,7 +47,7 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
     if not (Path(root) / ".git").exists():
         return {"commit": None, "dirty": None}
     commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain") if commit else None
+    status = _git(root, "status", "--porcelain", "--", *CODE_PATHS) if commit else None
     return {"commit": commit.strip() if commit else None, "dirty": None if status is None else bool(status.strip())}
 
 
