@@ -66,9 +66,8 @@ def test_label_probs_are_the_modules_own_zero_shot_scores(playground):
 
 
 def test_label_probs_come_back_in_the_order_given_whatever_the_lengths(playground):
-    from fewtune.scoring import encoded_label_probs
-
     from fewtune.data.tasks import Example
+    from fewtune.scoring import encoded_label_probs
 
     encoder = playground.encoder(playground.default_template)
     words = playground.dev[0].fields["sentence"].split()

@@ -27,8 +27,8 @@ def encoded_label_probs(module, items: Sequence[Encoded], pad_id: int, label_wor
     """[items, labels]: ``label_probs`` of inputs already rendered (e.g. with demonstrations),
     in the order given."""
     collate = Collator(pad_id)
-    # Batches of similar lengths pad least (content-free inputs with random demonstration sets
-    # vary by hundreds of tokens); the rows are put back in the given order at the end.
+    # Order does not matter to the scores: batches of similar lengths pad least (a small saving
+    # with demonstrations, whose length dominates); the rows go back in the given order at the end.
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     items = [items[i] for i in order]
     modes = {m: m.training for m in module.modules()}  # module.train(True) would also wake the backbone's dropout
