@@ -26,14 +26,16 @@ def test_fewtune_and_baseline_agree_and_are_timed(tiny_causal, data_dir):
 
 def test_profile_step_times_each_phase_on_the_chosen_device(tiny_causal, data_dir, capsys):
     """profile_step runs the steps where trainer.accelerator puts them (here the CPU) and prints
-    the mean time of each phase and the profiler's operators."""
+    the mean time of each phase and the profiler's operators, then the same for Lightning's loop."""
     from fewtune.bench.profile_step import main
 
     main(tiny_overrides(tiny_causal, data_dir, "prompt"))
     out = capsys.readouterr().out
     for phase in ("forward", "backward", "optimizer"):
         assert f"{phase}: " in out
-    assert "aten::" in out  # the profiler's table of operators
+    by_hand, lightning = out.split("lightning step: ")
+    assert "aten::" in by_hand and "aten::" in lightning  # a table of operators for each
+    assert "(mean of 10;" in lightning and "Optimizer.step" in lightning
 
 
 def fake_results(peak: dict) -> dict:
