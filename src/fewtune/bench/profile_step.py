@@ -1,4 +1,4 @@
-"""Where a training step's time goes: by hand (forward, backward, optimizer), then in Lightning's loop.
+"""Where a training step's time goes: by hand (forward, backward, optimizer), then in Lightning.
 
     python -m fewtune.bench.profile_step [overrides ...]     # default: experiment=cpu task=sst2 method=prompt
 
