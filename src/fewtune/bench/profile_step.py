@@ -6,9 +6,8 @@ Builds the module as the benchmark does (bf16 autocast as ``trainer.precision`` 
 steps by hand on the training batches and prints mean seconds per phase (after 2 warm-up
 steps) and the profiler's top operators for one step. Then the same module, built afresh, in
 the benchmark's Lightning trainer: its mean step time and the profiler's operators for one of
-its steps, so what the loop adds to the hand-run step shows in one command (on the H200 the
-benchmark's Lightning steps took 0.17-0.85 s against the plain loop's 0.02-0.12 s). On the GPU
-where ``trainer.accelerator`` picks it (``auto`` with CUDA, or ``gpu``).
+its steps, so what the loop adds to the hand-run step shows in one command (README: the GPU
+run). On the GPU where ``trainer.accelerator`` picks it (``auto`` with CUDA, or ``gpu``).
 """
 
 from __future__ import annotations
