@@ -165,6 +165,7 @@ def test_pet_with_distillation_writes_the_ensemble_patterns_and_distilled_metric
         assert pattern["weight"] == 1.0 and 0 <= pattern["dev_acc_before"] <= 1 and "acc" in pattern["test"]
     assert saved["pet"]["unlabeled"] == len(NEW_SENTENCES) and saved["pet"]["ensemble"] == "mean"
     assert saved["steps"] == 5 * 4  # four patterns and the distilled model, 4 steps each
+    assert saved["precision"] == str(cfg.trainer.precision) != "None"
     for folder in ["pattern-0", "pattern-3", "distilled"]:
         assert (run_dir / folder / "checkpoints" / "best.ckpt").is_file()
 
