@@ -65,7 +65,7 @@ def pet_results(
             **({"ipet": _generations(generations, weights, targets, metric)} if settings.generations else {}),
         },
         "steps": sum(m.steps for m in trained),
-        "precision": str(cfg.trainer.precision),  # as resolved, as method=prompt's metrics.json has it
+        "precision": result_models[0].precision,
         "trainable_params": trainable,
         "total_params": total,
         "trainable_share": round(trainable / total, 6),

@@ -27,6 +27,7 @@ class Trained:
     trainable: int
     total: int
     train_size: int
+    precision: str  # as the trainer resolved it ("bf16" -> "bf16-mixed"), as method=prompt records it
     dev_accuracy_before: float | None = None
 
     @classmethod
@@ -42,6 +43,7 @@ class Trained:
             trainable=model.trainable,
             total=model.total,
             train_size=len(model.datamodule.encoded["train"]),
+            precision=str(model.trainer.precision),
             dev_accuracy_before=before,
         )
 
