@@ -3,6 +3,7 @@ better than chance after a few prompt-based steps; minilm-l6 trains a classifier
 
 
 import pytest
+import torch
 
 from conftest import SHARED_DATA, compose_cfg
 from fewtune.hardware import bf16_native, fast_precision
@@ -99,11 +100,10 @@ def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp
 
 
 @pytest.mark.parametrize(
-    "model,method,how",
-    [("smollm2-135m", "prompt", "positions"), ("smollm2-135m", "finetune", "positions"),
-     ("minilm-l6", "finetune", "block_mask")],
-)  # fmt: skip
-def test_real_backbones_train_on_packed_batches(model, method, how, cache_dir, tmp_path):
+    "model,method",
+    [("smollm2-135m", "prompt"), ("smollm2-135m", "finetune"), ("minilm-l6", "finetune")],
+)
+def test_real_backbones_train_on_packed_batches(model, method, cache_dir, tmp_path):
     """The probe (models/packing.py) finds both real backbones pack exactly: training batches
     carry no padding (SST-2's K=16 batches are about 60% padding)."""
     from fewtune.train import build
@@ -112,4 +112,9 @@ def test_real_backbones_train_on_packed_batches(model, method, how, cache_dir, t
     datamodule.setup()
     batch = datamodule.collate(datamodule.encoded["train"][:8])
     module.train()
-    assert module.packing(batch) == how
+    how = module.packing(batch)  # the route is the installed transformers' business; exactness is ours
+    assert how is not None, f"{model} {method}: training batches fell back to padding"
+    module.eval()
+    with torch.no_grad():
+        padded, packed = module.padded_rows(batch), module.packed_rows(batch, how)
+    torch.testing.assert_close(packed, padded, rtol=0, atol=1e-4 * float(padded.abs().max()))

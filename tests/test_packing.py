@@ -29,14 +29,17 @@ def loss_and_grads(module, logits):
 
 
 @pytest.mark.parametrize(
-    "family,method,how",
-    [("causal", "prompt", "positions"), ("causal", "finetune", "positions"),
-     ("masked", "prompt", "block_mask"), ("masked", "finetune", "block_mask")],
-)  # fmt: skip
-def test_packed_batch_gives_the_padded_loss_and_gradients(family, method, how, data_dir, tmp_path, request):
+    "family,method",
+    [("causal", "prompt"), ("causal", "finetune"), ("masked", "prompt"), ("masked", "finetune")],
+)
+def test_packed_batch_gives_the_padded_loss_and_gradients(family, method, data_dir, tmp_path, request):
+    # Which route packs (restarting positions alone, or a block mask too) is the probe's choice for
+    # the installed transformers (an encoder needed the block mask before 5.25, not after); what
+    # must hold on every version is that the model packs and computes what padding computes.
     module, batch = built(request, family, method, data_dir, tmp_path)
     module.train()
-    assert module.packing(batch) == how
+    how = module.packing(batch)
+    assert how is not None, "the probe found no exact way to pack this model"
     assert len(module.packed_rows(batch, how)) == len(batch["labels"])
 
     module.eval()  # no dropout: both ways compute the same function
