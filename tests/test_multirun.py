@@ -46,8 +46,31 @@ def multirun_dir(tmp_path_factory, tiny_masked):
     data = write_sst2_split(root / "data", k=4, seed=13)
     write_sst2_split(root / "data", k=4, seed=21)
     sweep = root / "sweep"
-    run_sweep(tiny_masked, data, sweep)
+    (root / "output.txt").write_text(run_sweep(tiny_masked, data, sweep))
     return sweep
+
+
+def test_a_multirun_ends_by_saying_where_its_results_are(multirun_dir):
+    lines = (multirun_dir.parent / "output.txt").read_text().strip().splitlines()
+    ends = [line for line in lines if "multirun done" in line]
+    assert ends and ends[-1].endswith(
+        f"multirun done: results in {multirun_dir}; the table: python -m fewtune.table {multirun_dir}"
+    )
+
+
+def test_a_run_that_scored_part_of_the_test_set_is_never_in_the_table(multirun_dir, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(multirun_dir, copy)
+    smoke, *_ = sorted(p for p in copy.iterdir() if (p / ".hydra").is_dir())
+    metrics = json.loads((smoke / "metrics.json").read_text())
+    assert metrics["test_complete"] and metrics["scored"]["test"] == metrics["scored"]["test_size"]
+    metrics.update(test_complete=False, scored={"dev": 8, "test": 2, "test_size": 8})
+    (smoke / "metrics.json").write_text(json.dumps(metrics))
+    out = make_table([copy], tmp_path / "table")
+    assert "3 of 4 runs complete" in out
+    assert f"smoke run, not in the table (2 of 8 test examples scored): {smoke}" in out
+    smoke_run = next(r for r in collect_runs([copy]) if r.path == smoke)
+    assert smoke_run.status == "smoke"
 
 
 def test_the_same_command_again_runs_only_unfinished_jobs(multirun_dir, tiny_masked, tmp_path):

@@ -50,6 +50,22 @@ def test_a_run_off_a_terminal_logs_each_dev_evaluation(tiny_causal, data_dir, tm
     assert "testing: 1 batches" in lines
 
 
+def test_off_a_terminal_every_phase_says_where_it_is_its_rate_and_the_time_left(
+    tiny_causal, data_dir, tmp_path, caplog
+):
+    from fewtune.train import train
+
+    extra = ("trainer.enable_progress_bar=true", "progress=log", "progress_every_s=0")
+    with caplog.at_level(logging.INFO, logger="fewtune"):
+        train(compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", *extra), tmp_path / "run"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "fewtune"]
+    for phase, unit, total in (("training", "step", 4), ("dev", "batch", 1), ("testing", "batch", 1)):
+        beats = [line for line in lines if line.startswith(f"{phase}: {unit} ")]
+        assert beats, f"no {phase} heartbeat in {lines}"
+        assert f"{unit} {total}/{total}," in beats[-1] and f"s/{unit}" in beats[-1]
+        assert beats[-1].endswith("about 0 s left")
+
+
 def test_multirun_job_line_counts_the_sweep(caplog):
     from hydra.types import RunMode
 

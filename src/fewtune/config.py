@@ -27,8 +27,19 @@ def _slurm_gpus(accelerator: str, devices) -> int | None:
     return int(devices) if str(accelerator) in ("gpu", "cuda") else None
 
 
+def _output_dir() -> str | None:
+    # The run's folder; under --cfg no job runs, so the folder a run would get is shown instead.
+    from hydra.core.hydra_config import HydraConfig
+
+    from omegaconf import OmegaConf
+
+    hydra = HydraConfig.get()
+    return OmegaConf.select(hydra, "runtime.output_dir", default=None) or hydra.run.dir
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    OmegaConf.register_new_resolver("output_dir", _output_dir, replace=True)
     OmegaConf.register_new_resolver("user_cache", _user_cache, replace=True)
     # A readable model name from a hub id or folder: "org/model" and "/x/model" give "model".
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)

@@ -1,4 +1,5 @@
-"""A Hydra callback that says which job of a multirun is starting: "job 3/30: sst2 prompt seed 42".
+"""A Hydra callback that says which job of a multirun is starting: "job 3/30: sst2 prompt seed 42",
+and, when the multirun ends, where its results are and the table command that reads them.
 
 The total comes from the sweep itself (its grid expanded as Hydra's BasicSweeper does), read
 once when the multirun starts; settings that vary across the sweep beyond task, method, peft
@@ -44,6 +45,11 @@ class JobProgress(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         log.info("job %d/%s: %s", config.hydra.job.num + 1, self.total or "?", describe(config, self.varying))
+
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = config.hydra.sweep.dir
+        log.info("multirun done: results in %s; the table: python -m fewtune.table %s", sweep_dir, sweep_dir)
 
 
 def describe(config: DictConfig, varying: list[str] = ()) -> str:

@@ -1,13 +1,15 @@
 """The Trainer's progress: Lightning's RichProgressBar on a terminal, log lines elsewhere.
 
 A log file, a pipe or a batch job (SLURM, CI) gets one line per dev evaluation and per test
-instead of a bar redrawn thousands of times. ``progress=`` in the config picks: auto (the
+instead of a bar redrawn thousands of times, and in between a line at least every 30 seconds
+saying where the run is, its rate and the time left, so that slow is never mistaken for hung. ``progress=`` in the config picks: auto (the
 default: rich when stdout is a terminal, else log), rich, log or none.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from pytorch_lightning.callbacks.progress.progress_bar import ProgressBar
 
@@ -28,18 +30,22 @@ def progress_callbacks(cfg) -> list:
         return []
     if style == "rich" or (style == "auto" and is_terminal()):
         return [_step_bar()]
-    bar = LogProgress()
+    bar = LogProgress(every_s=float(cfg.get("progress_every_s", 30)))
     if style == "none":  # still a ProgressBar, so that Lightning adds none of its own
         bar.disable()
     return [bar]
 
 
 class LogProgress(ProgressBar):
-    """A progress "bar" for logs: one line per dev evaluation and per test, no redrawing."""
+    """A progress "bar" for logs: one line per dev evaluation and per test, no redrawing, and a
+    heartbeat line (where, rate, time left) whenever ``every_s`` seconds passed without a line."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_s: float = 30.0) -> None:
         super().__init__()
         self._enabled = True
+        self.every_s = every_s
+        self._last_line = time.perf_counter()
+        self._phase_start: dict[str, float] = {}
 
     def disable(self) -> None:
         self._enabled = False
@@ -47,9 +53,36 @@ class LogProgress(ProgressBar):
     def enable(self) -> None:
         self._enabled = True
 
+    def _say(self, message: str, *args) -> None:
+        self._last_line = time.perf_counter()
+        log.info(message, *args)
+
+    def _begin(self, phase: str) -> None:
+        self._phase_start[phase] = time.perf_counter()
+
+    def _beat(self, phase: str, unit: str, done: int, total: int | float) -> None:
+        now = time.perf_counter()
+        if not self._enabled or done <= 0 or now - self._last_line < self.every_s:
+            return
+        per_unit = (now - self._phase_start.get(phase, now)) / done
+        known = isinstance(total, int) or float(total).is_integer()
+        left = f", about {_duration(per_unit * (total - done))} left" if known and total >= done else ""
+        total_text = str(int(total)) if known else "?"
+        self._say("%s: %s %d/%s, %.2f s/%s%s", phase, unit, done, total_text, per_unit, unit, left)
+
     def on_train_start(self, trainer, pl_module) -> None:
+        self._begin("training")
         if self._enabled:
-            log.info("training: %s steps, dev every %s steps", trainer.max_steps, trainer.val_check_interval)
+            self._say("training: %s steps, dev every %s steps", trainer.max_steps, trainer.val_check_interval)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._beat("training", "step", trainer.global_step, trainer.max_steps)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._begin("dev")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._beat("dev", "batch", batch_idx + 1, sum(trainer.num_val_batches))
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not self._enabled or trainer.sanity_checking:
@@ -59,11 +92,25 @@ class LogProgress(ProgressBar):
         if fitting and "train/loss" in metrics:
             parts.append(f"train/loss {float(metrics['train/loss']):.4f}")
         parts += [f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if k.startswith("val/")]
-        log.info(" ".join(parts))
+        self._say(" ".join(parts))
 
     def on_test_start(self, trainer, pl_module) -> None:
+        self._begin("testing")
         if self._enabled:
-            log.info("testing: %d batches", sum(trainer.num_test_batches))
+            self._say("testing: %d batches", sum(trainer.num_test_batches))
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._beat("testing", "batch", batch_idx + 1, sum(trainer.num_test_batches))
+
+
+def _duration(seconds: float) -> str:
+    """12 s, 4 min 05 s, 1 h 02 min."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _step_bar():

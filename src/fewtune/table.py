@@ -59,7 +59,7 @@ class Run:
     seed: int
     metric: str
     overrides: tuple[str, ...]
-    status: str  # completed | failed | incomplete
+    status: str  # completed | failed | incomplete | smoke (part of the test set scored)
     test: float | None = None
     dev: float | None = None
     error: str = ""
@@ -198,11 +198,24 @@ def _read_run(folder: Path) -> Run:
         run.metrics = metrics
         run.status, run.test, run.dev = "completed", metrics["test"][run.metric], metrics.get("best_dev")
         run.trainable_params = metrics.get("trainable_params")
+        if not _scored_whole_test(metrics, cfg):  # debug=fast, limit_test_batches: never a result
+            run.status, run.error = "smoke", _scored_text(metrics)
     elif (folder / FAILED_FILE).is_file():
         run.status, run.error = "failed", json.loads((folder / FAILED_FILE).read_text()).get("error", "")
     if run.status != "completed" and (folder / "checkpoints" / "last.ckpt").is_file():
         run.status, run.resumable = "incomplete", True  # killed mid-training, even with failed.json
     return run
+
+
+def _scored_whole_test(metrics: dict, cfg) -> bool:
+    # Runs written before metrics.json recorded test_complete: their config says whether it was cut.
+    limit = (cfg.get("trainer") or {}).get("limit_test_batches")
+    return bool(metrics.get("test_complete", limit is None or limit == 1.0))
+
+
+def _scored_text(metrics: dict) -> str:
+    scored = metrics.get("scored")
+    return f"{scored['test']} of {scored['test_size']} test examples" if scored else "limit_test_batches set"
 
 
 def collect_runs(roots: list[Path]) -> list[Run]:
@@ -332,6 +345,7 @@ def to_csv(header: list[str], rows: list[list[str]]) -> str:
 def problems(roots: list[Path], runs: list[Run]) -> list[str]:
     lines = [f"failed: {r.path} ({r.error})" for r in runs if r.status == "failed"]
     lines += [f"incomplete ({_why_incomplete(r)}): {r.path}" for r in runs if r.status == "incomplete"]
+    lines += [f"smoke run, not in the table ({r.error} scored): {r.path}" for r in runs if r.status == "smoke"]
     for root in roots:
         lines += [f"missing: {root} job '{job}'" for job in missing_jobs(root, runs)]
     return lines

@@ -134,6 +134,7 @@ def train(cfg: DictConfig) -> dict:
     from fewtune.calibration import calibrate_module
     from fewtune.progress_bars import progress_callbacks
     from fewtune.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
+    from fewtune.scored import ScoredExamples
 
     if cfg.method.name == "pet":  # several prompt models, their ensemble and its distillation
         from fewtune.pet.run import train_pet
@@ -154,7 +155,8 @@ def train(cfg: DictConfig) -> dict:
     train_it = bool(cfg.method.train)
     step_timer = StepTimer()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), step_timer, *job.callbacks()] if train_it else []
-    callbacks += progress_callbacks(cfg)
+    scored = ScoredExamples()
+    callbacks += [scored, *progress_callbacks(cfg)]
     loggers = _instantiate_all(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -193,6 +195,7 @@ def train(cfg: DictConfig) -> dict:
         "test_split": test_split,
         "best_dev": best_dev,
         **(calibration or {}),
+        **scored.record(len(datamodule.encoded["test"])),
         "steps": trainer.global_step,
         "precision": str(trainer.precision),  # as resolved: experiment=cpu picks it by hardware
         "wall_time_s": round(time.perf_counter() - start, 2),
@@ -205,11 +208,21 @@ def train(cfg: DictConfig) -> dict:
     for logger in loggers:
         logger.log_metrics({f"cost/{name}": v for name, v in costs.items() if v is not None}, step=trainer.global_step)
         logger.save()
+        _say_where_wandb_keeps(logger)
     if cfg.get("delete_checkpoints") and ckpt_path and trainer.is_global_zero:
         Path(ckpt_path).unlink(missing_ok=True)
-    metric = cfg.task.metric
-    log.info("%s test %s = %.4f (best dev %s)", cfg.task.name, metric, results["test"][metric], best_dev)
+    metric, scored = cfg.task.metric, results["scored"]
+    cut = "" if results["test_complete"] else f" [smoke run: {scored['test']} of {scored['test_size']} test examples]"
+    log.info("%s test %s = %.4f (best dev %s)%s", cfg.task.name, metric, results["test"][metric], best_dev, cut)
     return results
+
+
+def _say_where_wandb_keeps(logger) -> None:
+    # W&B's own banner is off (conf/logger/wandb.yaml): one line says where an offline run is.
+    from pytorch_lightning.loggers import WandbLogger
+
+    if isinstance(logger, WandbLogger) and logger.experiment.settings.mode in ("offline", "dryrun"):
+        log.info("W&B run kept offline; to upload it: wandb sync %s", logger.experiment.settings.sync_dir)
 
 
 def _finish_wandb() -> None:
@@ -226,6 +239,9 @@ def main(cfg: DictConfig) -> float | None:
 
     from fewtune.distributed import write_json_on_rank_zero
 
+    from fewtune.console import quiet_libraries
+
+    quiet_libraries()
     out = Path(cfg.paths.output_dir)
     try:
         results = train(cfg)

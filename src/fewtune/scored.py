@@ -1,0 +1,32 @@
+"""How many dev and test examples a run scored, so that a smoke run is never taken for a result.
+
+``debug=fast`` and ``trainer.limit_test_batches`` score part of the test set; metrics.json
+records ``scored`` (examples of the last dev evaluation and of the test, and the test set's size)
+and ``test_complete``, which the table reads.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+
+class ScoredExamples(pl.Callback):
+    def __init__(self) -> None:
+        self.dev = 0
+        self.test = 0
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.dev = 0  # the last evaluation's count: every dev evaluation scores the same examples
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking:
+            self.dev += len(batch["labels"])
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self.test += len(batch["labels"])
+
+    def record(self, test_size: int) -> dict:
+        return {
+            "scored": {"dev": self.dev, "test": self.test, "test_size": test_size},
+            "test_complete": self.test >= test_size,
+        }
