@@ -1,4 +1,4 @@
-"""Run folders written by hand, as train.py leaves them (config + metrics.json): no training."""
+"""Run folders written by hand, as a run leaves them (config + metrics.json): no training."""
 
 from __future__ import annotations
 

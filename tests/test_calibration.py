@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from fewtune.calibration import calibrate, content_free_examples, content_free_probs, content_free_texts
+from fewtune.scoring.calibration import calibrate, content_free_examples, content_free_probs, content_free_texts
 from fewtune.errors import FewtuneError
-from fewtune.playground import Playground
-from fewtune.scoring import label_probs
+from fewtune.scoring.playground import Playground
+from fewtune.scoring.probs import label_probs
 
 
 def test_calibration_makes_the_content_free_distribution_uniform():
@@ -67,7 +67,7 @@ def test_label_probs_are_the_modules_own_zero_shot_scores(playground):
 
 def test_label_probs_come_back_in_the_order_given_whatever_the_lengths(playground):
     from fewtune.data.tasks import Example
-    from fewtune.scoring import encoded_label_probs
+    from fewtune.scoring.probs import encoded_label_probs
 
     encoder = playground.encoder(playground.default_template)
     words = playground.dev[0].fields["sentence"].split()
@@ -111,7 +111,9 @@ def test_a_template_unfit_for_the_family_is_one_line(playground):
 def test_zeroshot_with_calibrate_scores_content_free_input_uniformly(tiny_causal, data_dir, tmp_path):
     from conftest import compose_cfg, tiny_overrides
 
-    from fewtune.train import build, train
+    from fewtune.train import train
+
+    from fewtune.run.build import build
 
     overrides = tiny_overrides(tiny_causal, data_dir, "zeroshot", "method.calibrate=true")
     results = train(compose_cfg(overrides, tmp_path / "run"))

@@ -82,7 +82,7 @@ def test_ddp_peft_run_keeps_task_weights_once(ddp_runs):
 def test_eval_split_is_shared_without_repeats():
     from torch.utils.data import DistributedSampler
 
-    from fewtune.distributed import eval_sampler
+    from fewtune.run.distributed import eval_sampler
 
     data = list(range(15))
     shards = [
@@ -145,6 +145,6 @@ def test_ddp_config_precision_follows_the_accelerator(tmp_path, monkeypatch):
     assert (cpu.accelerator, cpu.devices, cpu.strategy, cpu.precision) == ("cpu", 2, "ddp", "32-true")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     for bf16_gpu, expected in ((True, "bf16-mixed"), (False, "32-true")):  # False: e.g. V100s
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_gpu)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_gpu)  # noqa: B023 (used in this iteration)
         gpu = compose_cfg(["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], tmp_path).trainer
         assert gpu.precision == expected

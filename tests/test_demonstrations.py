@@ -11,11 +11,13 @@ from fewtune.data.demo_datamodule import DemoDataModule
 from fewtune.data.demo_encoding import DemonstrationEncoder
 from fewtune.data.demonstrations import DemoSampler, DemoSettings
 from fewtune.data.encoding import PromptEncoder
-from fewtune.data.prompts import Template, Verbalizer
+from fewtune.data.prompts import Template
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
 from fewtune.models.demo_head import average_sets
-from fewtune.train import build, train
+from fewtune.train import train
+from fewtune.run.build import build
 
 SST2 = Verbalizer({"0": "terrible", "1": "great"}, ["0", "1"])
 QUERY = Example({"sentence": "a fine film"}, "1")

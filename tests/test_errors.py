@@ -9,7 +9,7 @@ import pytest
 from conftest import compose_cfg, tiny_overrides
 from fewtune.errors import FewtuneError
 from fewtune.models.backbones import detect_family
-from fewtune.train import build
+from fewtune.run.build import build
 
 
 def run_cli(*args, cwd=None, env_extra=None):

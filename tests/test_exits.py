@@ -10,8 +10,10 @@ from omegaconf import OmegaConf
 
 from conftest import compose_cfg, tiny_overrides
 from fewtune.errors import FewtuneError
-from fewtune.evaluate import evaluate, load_run_weights
-from fewtune.train import build, train
+from fewtune.evaluate import evaluate
+from fewtune.run.reload import load_run_weights
+from fewtune.train import train
+from fewtune.run.build import build
 
 FAMILIES = ["tiny_masked", "tiny_causal"]
 HEADS = ["prompt", "finetune"]
@@ -123,7 +125,7 @@ def test_training_with_exits_lowers_the_internal_exits_loss(method, family, data
 def test_exits_with_lora_are_stored_with_the_task_weights_and_reloaded(data_dir, tiny_masked, tmp_path):
     from safetensors.torch import load_file
 
-    from fewtune.exits import main as exits_main
+    from fewtune.exits.measure import main as exits_main
 
     overrides = tiny_overrides(tiny_masked, data_dir, "finetune", "peft=lora", "exit=all", "exit.rule=patience",
                                "exit.patience=1", "trainer.max_steps=2", "trainer.val_check_interval=1")
@@ -161,7 +163,7 @@ def test_exits_with_lora_are_stored_with_the_task_weights_and_reloaded(data_dir,
 
 
 def test_every_nth_layer_and_loss_weights_by_layer(data_dir, tiny_causal, tmp_path):
-    from fewtune.models.exit_rules import settings
+    from fewtune.exits.rules import settings
 
     chosen = settings({"name": "every2", "every": 2})
     assert chosen.exit_layers(6) == [2, 4, 6] and chosen.weights([2, 4, 6]) == [2.0, 4.0, 6.0]
@@ -193,7 +195,7 @@ def test_bad_settings_give_one_clear_line(extra, message, data_dir, tiny_masked,
 def test_other_architectures_are_refused(bpe_tokenizer):
     from transformers import GPT2Config, GPT2Model
 
-    from fewtune.models.layerwise import LayerRunner
+    from fewtune.exits.layerwise import LayerRunner
 
     body = GPT2Model(GPT2Config(vocab_size=100, n_embd=16, n_layer=2, n_head=2, n_positions=32))
     with pytest.raises(FewtuneError, match="supports BERT- and Llama-family backbones.*'gpt2'") as err:
@@ -202,7 +204,7 @@ def test_other_architectures_are_refused(bpe_tokenizer):
 
 
 def test_measuring_a_run_without_exits_says_so(data_dir, tiny_masked, tmp_path, capsys):
-    from fewtune.exits import main as exits_main
+    from fewtune.exits.measure import main as exits_main
 
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "finetune"), tmp_path)
     (tmp_path / ".hydra").mkdir()
@@ -218,7 +220,7 @@ def test_measuring_a_run_without_exits_says_so(data_dir, tiny_masked, tmp_path, 
 @pytest.mark.parametrize("method", HEADS)
 @pytest.mark.parametrize("rule,value", [("patience", 1), ("patience", 2), ("confidence", 0.6), ("confidence", 0.69)])
 def test_replaying_the_exits_logits_decides_as_early_exit_does(method, family, rule, value, data_dir, tmp_path, request):
-    from fewtune.models.exit_rules import replay
+    from fewtune.exits.rules import replay
 
     module, batch = exit_module(request.getfixturevalue(family), data_dir, tmp_path, method)
     module.exit_settings = module.exit_settings.with_rule(rule, value)

@@ -25,7 +25,9 @@ def on_gpu(model_dir, data_dir, method, *extra) -> list[str]:
 def test_bf16_mixed_training_on_one_gpu(tiny_causal, data_dir, tmp_path):
     import hydra
 
-    from fewtune.train import build, train
+    from fewtune.train import train
+
+    from fewtune.run.build import build
 
     cfg = compose_cfg(on_gpu(tiny_causal, data_dir, "prompt", "trainer=gpu"), tmp_path)
     assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("gpu", "bf16-mixed")
@@ -51,7 +53,8 @@ def test_bf16_mixed_training_on_one_gpu(tiny_causal, data_dir, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_ddp_on_two_gpus_tests_like_one_gpu(tiny_masked, tmp_path):
-    from fewtune.evaluate import evaluate, run_config
+    from fewtune.evaluate import evaluate
+    from fewtune.run.reload import run_config
 
     data = write_sst2_split(tmp_path / "data", k=4, seed=13, test_size=16)
     test = data / "k-shot" / "SST-2" / "4-13" / "test.tsv"

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from conftest import compose_cfg, tiny_overrides
-from fewtune.calibration import calibrate, calibrate_module
+from fewtune.scoring.calibration import calibrate, calibrate_module
 from fewtune.errors import FewtuneError
-from fewtune.train import build, train
+from fewtune.train import train
+from fewtune.run.build import build
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -62,7 +63,7 @@ def test_calibrated_icl_scores_are_the_formula_with_p_cf_of_the_same_demonstrati
 
 
 def test_the_content_free_input_shows_the_querys_demonstration_tokens(data_dir, tiny_masked, tmp_path):
-    from fewtune.demo_calibration import content_free_rows
+    from fewtune.scoring.calibration import content_free_rows
 
     dm, _ = build(compose_cfg(tiny_overrides(tiny_masked, data_dir, "icl", *ICL), tmp_path))
     dm.setup()

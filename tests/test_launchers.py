@@ -86,7 +86,7 @@ def test_local_launcher_is_joblib_with_two_workers():
 
 
 def test_a_job_in_a_thread_is_refused():
-    from fewtune.workers import require_own_process
+    from fewtune.run.workers import require_own_process
 
     errors = []
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fewtune.errors import FewtuneError
-from fewtune.metrics import build_metrics, to_floats
+from fewtune.run.metrics import build_metrics, to_floats
 
 
 def logits_for(preds, num_classes):

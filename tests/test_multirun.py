@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from conftest import write_sst2_split
-from fewtune.table import collect_runs, make_table
+from fewtune.table import make_table
+from fewtune.report.runs import collect_runs
 
 
 def sweep_command(model, data, sweep) -> list[str]:

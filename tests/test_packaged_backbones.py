@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA, compose_cfg
-from fewtune.hardware import bf16_native, fast_precision
+from fewtune.run.hardware import bf16_native, fast_precision
 from fewtune.models import packaged
 from fewtune.train import train
 
@@ -71,7 +71,7 @@ def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp
     import pytorch_lightning as pl
     import torch
 
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     cfg = compose_cfg(real_overrides("smollm2-135m", "prompt", f"paths.cache_dir={cache_dir}"), tmp_path)
     pl.seed_everything(42)
@@ -106,7 +106,7 @@ def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp
 def test_real_backbones_train_on_packed_batches(model, method, cache_dir, tmp_path):
     """The probe (models/packing.py) finds both real backbones pack exactly: training batches
     carry no padding (SST-2's K=16 batches are about 60% padding)."""
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     datamodule, module = build(compose_cfg(real_overrides(model, method, f"paths.cache_dir={cache_dir}"), tmp_path))
     datamodule.setup()

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def built(request, family: str, method: str, data_dir, tmp_path, *extra: str):
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     model_dir = request.getfixturevalue("tiny_causal" if family == "causal" else "tiny_masked")
     cfg = compose_cfg(tiny_overrides(model_dir, data_dir, method, *extra), tmp_path)

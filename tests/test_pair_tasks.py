@@ -13,11 +13,13 @@ import torch
 
 from conftest import SHARED_DATA, compose_cfg, load_task, task_config, tiny_overrides
 from fewtune.data.encoding import PromptEncoder
-from fewtune.data.prompts import Template, Verbalizer
+from fewtune.data.prompts import Template
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example, TaskSpec, check_k_shot, read_examples
 from fewtune.errors import FewtuneError
 from fewtune.models.base import regression_loss, score
-from fewtune.train import build, train
+from fewtune.train import train
+from fewtune.run.build import build
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 

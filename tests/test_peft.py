@@ -12,7 +12,8 @@ from conftest import compose_cfg, tiny_overrides
 from fewtune.config import CONF_DIR
 from fewtune.errors import FewtuneError
 from fewtune.evaluate import evaluate
-from fewtune.train import build, train
+from fewtune.train import train
+from fewtune.run.build import build
 
 FAMILIES = ["tiny_masked", "tiny_causal"]
 PEFTS = ["none", "lora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning", "bitfit", "head_only"]
@@ -142,7 +143,7 @@ def test_merge_keeps_the_predictions(peft, family, data_dir, tmp_path, request):
     """peft.merge=true folds the update into the weights: the layers are plain again, the logits the same."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    from fewtune.evaluate import load_run_weights
+    from fewtune.run.reload import load_run_weights
     from fewtune.peft import merge_if_asked
 
     extra = ("peft.lr=1e-2", "peft.merge=true")  # a large step: the update is far from the identity
@@ -297,7 +298,7 @@ def test_prefix_tuning_is_refused_where_the_body_takes_no_cache(arch):
 def test_a_peft_method_trains_at_its_own_learning_rate(peft, lr, tiny_masked, data_dir, tmp_path):
     from conftest import compose_cfg, tiny_overrides
 
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     name, *extra = peft.split()
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt", f"peft={name}", "optimizer.lr=1e-5", *extra), tmp_path)

@@ -15,7 +15,9 @@ from fewtune.errors import FewtuneError
 from fewtune.pet.ensemble import ensemble_probs, pattern_weights, soft_labels
 from fewtune.pet.ipet import added_size, most_confident
 from fewtune.pet.unlabeled import unlabeled_examples
-from fewtune.table import collect_runs, make_table, summarize
+from fewtune.table import make_table
+from fewtune.report.summary import summarize
+from fewtune.report.runs import collect_runs
 from fewtune.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -93,7 +95,7 @@ def test_a_pattern_may_bring_its_own_label_words(data_dir, tiny_masked, tmp_path
     from omegaconf import open_dict
 
     from fewtune.pet.patterns import pattern_config, task_patterns
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet"), tmp_path)
     entries = ["{sentence} It was {mask} .", {"template": "Just {mask} ! {sentence}", "verbalizer": {"0": "bad", "1": "good"}}]

@@ -44,8 +44,8 @@ def test_a_run_records_the_precision_it_resolved_to(monkeypatch, tiny_causal, da
 
 
 def test_benchmark_reports_name_whether_the_cpu_has_bf16_kernels(monkeypatch):
-    from fewtune.hardware import cpu_description
+    from fewtune.run.hardware import cpu_description
 
     for native, says in ((True, "bf16 kernels: yes"), (False, "bf16 kernels: no")):
-        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)  # noqa: B023 (used in this iteration)
         assert cpu_description().endswith(says)

@@ -7,9 +7,9 @@ from omegaconf import OmegaConf
 
 from conftest import compose_cfg, tiny_overrides
 from fewtune.errors import FewtuneError
-from fewtune.job_progress import JobProgress
-from fewtune.progress import track
-from fewtune.progress_bars import LogProgress, progress_callbacks
+from fewtune.run.progress import JobProgress
+from fewtune.run.progress import track
+from fewtune.run.progress import LogProgress, progress_callbacks
 
 
 def _cfg(progress: str, enabled: bool = True):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from fewtune.data.encoding import PromptEncoder
-from fewtune.data.prompts import Template, Verbalizer
+from fewtune.data.prompts import Template
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
 
@@ -134,7 +135,9 @@ def test_word_logits_equal_the_full_lm_head_at_those_words(fixture, request):
     # BERT's runs its transform and decoder whole. Both must give the full head's logits.
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-    from fewtune.models.prompt_head import split_lm, word_logits
+    from fewtune.models.prompt_head import word_logits
+
+    from fewtune.models.backbones import split_lm
 
     cls = AutoModelForCausalLM if fixture == "tiny_causal" else AutoModelForMaskedLM
     model = cls.from_pretrained(request.getfixturevalue(fixture)).eval()

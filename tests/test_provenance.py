@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import compose_cfg, tiny_overrides
-from fewtune import provenance
+from fewtune.jobs import provenance
 from fewtune.config import PROJECT_ROOT
 
 
@@ -64,7 +64,7 @@ def test_data_checksums_are_those_of_the_files_read(data_dir, tiny_masked, tmp_p
 
 
 def test_every_job_records_the_code_its_process_started_with(data_dir, tiny_masked, tmp_path, monkeypatch):
-    from fewtune.resume import Job
+    from fewtune.jobs.resume import Job
 
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt"), tmp_path)
     start, later = {"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}

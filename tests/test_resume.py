@@ -10,9 +10,9 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_cfg, tiny_overrides
-from fewtune import provenance
+from fewtune.jobs import provenance
 from fewtune.models.base import FewShotModule
-from fewtune.resume import config_hash
+from fewtune.jobs.resume import config_hash
 from fewtune.table import make_table
 from fewtune.train import train
 
@@ -94,7 +94,7 @@ def test_a_complete_job_is_skipped_and_a_changed_one_is_not(data_dir, tiny_maske
     def no_model(cfg):
         raise Crash("the model was loaded")
 
-    monkeypatch.setattr("fewtune.train.build", no_model)
+    monkeypatch.setattr("fewtune.run.build.build", no_model)
     stamp = (run / "metrics.json").stat().st_mtime_ns
     with caplog.at_level(logging.INFO, logger="fewtune"):
         # logging and progress settings do not change results: still the same job

@@ -9,9 +9,11 @@ from omegaconf import OmegaConf
 
 from conftest import compose_cfg, tiny_overrides
 from fewtune.errors import FewtuneError
-from fewtune.search_finetune import best_on_dev
-from fewtune.search_words import main, ranked_assignments
-from fewtune.train import build, train
+from fewtune.words.finetune import best_on_dev
+from fewtune.search_words import main
+from fewtune.words.search import ranked_assignments
+from fewtune.train import train
+from fewtune.run.build import build
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,10 +37,10 @@ def test_the_best_fine_tuned_dev_wins_and_a_tie_keeps_the_zero_shot_order():
 
 
 def test_finetune_trains_each_candidate_and_keeps_the_best_on_dev(data_dir, tiny_causal, tmp_path, monkeypatch):
-    import fewtune.train
+    import fewtune.run.methods
 
-    trained, real_train = [], fewtune.train.train
-    monkeypatch.setattr(fewtune.train, "train", lambda cfg: trained.append(dict(cfg.task.verbalizer)) or real_train(cfg))
+    trained, real_train = [], fewtune.run.methods.train
+    monkeypatch.setattr(fewtune.run.methods, "train", lambda cfg: trained.append(dict(cfg.task.verbalizer)) or real_train(cfg))
     steps = ["trainer.max_steps=2", "trainer.val_check_interval=1", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
     main(search_args(tiny_causal, data_dir, tmp_path, "search.finetune=2", *steps))
 
@@ -57,10 +59,10 @@ def test_finetune_trains_each_candidate_and_keeps_the_best_on_dev(data_dir, tiny
 
 
 def test_the_best_candidate_on_dev_becomes_the_verbalizer(data_dir, tiny_causal, tmp_path, monkeypatch):
-    import fewtune.train
+    import fewtune.run.methods
 
     runs = iter([0.25, 0.75])  # the second candidate is better on dev after fine-tuning
-    monkeypatch.setattr(fewtune.train, "train", lambda cfg: {"best_dev": next(runs), "test": {"acc": 0.5}})
+    monkeypatch.setattr(fewtune.run.methods, "train", lambda cfg: {"best_dev": next(runs), "test": {"acc": 0.5}})
     main(search_args(tiny_causal, data_dir, tmp_path, "search.finetune=2"))
     saved = json.loads((tmp_path / "sst2-4-13" / "metrics.json").read_text())
     assert saved["verbalizer"] == saved["assignments"][1]["verbalizer"] != saved["assignments"][0]["verbalizer"]
@@ -79,7 +81,8 @@ def write_search(folder, model_name, verbalizer):
 
 
 def test_prompt_autowords_trains_with_the_searched_words(data_dir, tiny_causal, tmp_path):
-    from fewtune.table import collect_runs, summarize
+    from fewtune.report.summary import summarize
+    from fewtune.report.runs import collect_runs
 
     searched = tmp_path / "search"
     write_search(searched, tiny_causal.name, {"0": "bad", "1": "good"})
@@ -100,7 +103,7 @@ def test_prompt_autowords_trains_with_the_searched_words(data_dir, tiny_causal, 
 
 
 def test_new_searched_words_change_the_config_hash(data_dir, tiny_causal, tmp_path):
-    from fewtune.resume import Job
+    from fewtune.jobs.resume import Job
 
     searched = tmp_path / "search"
     cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt-autowords", f"method.searched_words={searched}"), tmp_path)

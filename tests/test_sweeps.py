@@ -11,7 +11,8 @@ import pytest
 from conftest import write_sst2_split
 from fewtune.config import CONF_DIR
 from fewtune.sample import default_source, sample_task, task_config
-from fewtune.table import collect_runs, make_table
+from fewtune.table import make_table
+from fewtune.report.runs import collect_runs
 
 
 def _compose(sweep: str):

@@ -4,9 +4,11 @@ the test metric for parameter-efficient runs (also written by the table command)
 import pytest
 
 from fake_runs import fake_grid, fake_run
-from fewtune.table import collect_runs, make_table, summarize
-from fewtune.table_params import params_accuracy_figure, params_points
-from fewtune.table_plots import bar_chart_figure, learning_curve_figure
+from fewtune.table import make_table
+from fewtune.report.summary import summarize
+from fewtune.report.runs import collect_runs
+from fewtune.report.params import params_accuracy_figure, params_points
+from fewtune.report.plots import bar_chart_figure, learning_curve_figure
 
 
 @pytest.fixture

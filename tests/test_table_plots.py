@@ -1,6 +1,6 @@
 """The table beyond text: best-on-dev over a grid, LM-BFF's numbers, PNGs, W&B, learning curves.
 
-Runs are written by hand (config + metrics.json, as train.py leaves them): no training here.
+Runs are written by hand (config + metrics.json, as a run leaves them): no training here.
 """
 
 import json

@@ -1,7 +1,8 @@
 """A cell over fewer seeds than its task's other cells says so, unless one seed stands for all."""
 
 from fake_runs import fake_run
-from fewtune.table import collect_runs, summarize
+from fewtune.report.summary import summarize
+from fewtune.report.runs import collect_runs
 
 
 def cell_texts(root):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import compose_cfg, tiny_overrides
-from fewtune.train import build, train
+from fewtune.train import train
+from fewtune.run.build import build
 
 FAMILIES = ["tiny_masked", "tiny_causal"]
 

@@ -9,10 +9,12 @@ import torch
 from conftest import compose_cfg, tiny_overrides
 from fewtune.data.datamodule import Collator
 from fewtune.data.encoding import PromptEncoder
-from fewtune.data.prompts import Template, Verbalizer
+from fewtune.data.prompts import Template
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
-from fewtune.models.prompt_head import PromptModule, split_lm
+from fewtune.models.prompt_head import PromptModule
+from fewtune.models.backbones import split_lm
 
 TEMPLATES = {"masked": "{sentence} It was {mask} .", "causal": "{sentence} It was {mask}"}
 SENTENCES = ["a fine film", "truly terrible mess , really"]
@@ -123,7 +125,7 @@ def test_the_first_word_fills_a_demonstrations_slot(bert_tokenizer):
 
 
 def test_calibration_works_on_the_class_scores(tiny_causal):
-    from fewtune.calibration import content_free_probs
+    from fewtune.scoring.calibration import content_free_probs
 
     enc, module, batch, _ = setup("causal", tiny_causal, {"0": ["terrible", "awful"], "1": ["great", LONG]})
     module.p_cf = content_free_probs(module, enc, ["sentence"])
@@ -154,7 +156,7 @@ def test_prompt_training_with_several_words_per_class(family, data_dir, tmp_path
     ],
 )
 def test_bad_verbalizer_settings_are_one_line_errors(override, message, data_dir, tiny_causal, tmp_path):
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", override), tmp_path)
     with pytest.raises(FewtuneError, match=message) as err:
@@ -163,7 +165,7 @@ def test_bad_verbalizer_settings_are_one_line_errors(override, message, data_dir
 
 
 def test_early_exit_reduces_each_exits_words_too(data_dir, tiny_causal, tmp_path):
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     words = ("task.verbalizer.0=[terrible,awful]", "task.verbalizer.1=[great,good,fine]", "exit=all")
     datamodule, module = build(compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", *words), tmp_path))
@@ -178,7 +180,7 @@ def test_early_exit_reduces_each_exits_words_too(data_dir, tiny_causal, tmp_path
 
 
 def test_the_word_search_takes_the_best_dev_assignment():
-    from fewtune.search_words import best_assignment
+    from fewtune.words.search import best_assignment
 
     # dev log-probs over a 5-token vocabulary; tokens 3 (class 0) and 1 (class 1) separate the classes
     log_probs = torch.tensor([[0.0, 0.1, 0.9, 0.5, 0.0], [0.0, 0.9, 0.95, 0.1, 0.0], [0.0, 0.2, 0.7, 0.6, 0.0]]).log()

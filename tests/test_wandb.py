@@ -16,7 +16,7 @@ def wandb_env(tmp_path, monkeypatch):
 def test_each_job_is_its_own_offline_run(wandb_env, data_dir, tiny_masked, tmp_path):
     import wandb
 
-    from fewtune.train import _finish_wandb
+    from fewtune.run.loggers import finish_wandb
 
     names = []
     for seed in (13, 21):
@@ -27,7 +27,7 @@ def test_each_job_is_its_own_offline_run(wandb_env, data_dir, tiny_masked, tmp_p
             run = wandb.run
             names.append((run.name, run.group, run.config["seed"], run.config["task"]["name"]))
         finally:
-            _finish_wandb()
+            finish_wandb()
         assert wandb.run is None
         assert list((tmp_path / f"run{seed}" / "wandb").glob("offline-run-*"))
     group = f"sst2-{tiny_masked.name}-prompt-k4"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from fewtune.hardware import cuda_selected, fast_precision  # import torch only when called
+from fewtune.run.hardware import cuda_selected, fast_precision  # import torch only when called
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"

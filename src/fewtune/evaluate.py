@@ -17,53 +17,13 @@ import logging
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from fewtune.errors import FewtuneError
-from fewtune.results import METRICS_FILE
+from fewtune.run.reload import load_run_weights, run_config
+from fewtune.run.results import METRICS_FILE
 
 log = logging.getLogger("fewtune")
-CONFIG_FILE = Path(".hydra") / "config.yaml"
-
-
-def run_config(run_dir: Path, overrides: list[str] = ()) -> DictConfig:
-    import fewtune.config  # noqa: F401  (registers the resolvers the saved config uses)
-
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise FewtuneError(f"{path} is missing: give the folder of a run made by python -m fewtune.train")
-    cfg = OmegaConf.load(path)
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except Exception as err:
-        raise FewtuneError(f"bad override in {list(overrides)}: {str(err).splitlines()[0]}") from None
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}
-        if "peft" not in cfg:  # a run made before the peft group
-            cfg.peft = {"name": "none"}
-    return cfg
-
-
-def load_run_weights(module, cfg: DictConfig, run_dir: Path) -> None:
-    import torch
-
-    from fewtune import peft
-
-    if peft.enabled(cfg.peft):
-        path = run_dir / peft.TASK_WEIGHTS_FILE
-        if not path.is_file():
-            raise FewtuneError(f"{path} is missing: the run did not finish, so there is nothing to evaluate")
-        peft.load_task_weights(module, path)
-        peft.merge_if_asked(module.model, cfg.peft)
-    elif cfg.method.train:
-        path = Path(cfg.callbacks.model_checkpoint.dirpath) / f"{cfg.callbacks.model_checkpoint.filename}.ckpt"
-        if not path.is_file():
-            raise FewtuneError(
-                f"{path} is missing: a full fine-tuning run keeps its weights only in its checkpoint, "
-                "which delete_checkpoints=true (or a run without dev evaluation) leaves out"
-            )
-        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
 
 
 def evaluate(run_dir: str | Path, overrides: list[str] = (), callbacks: list = ()) -> dict[str, float]:
@@ -74,16 +34,12 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), callbacks: list = (
     import hydra
     import pytorch_lightning as pl
 
-    from fewtune.progress_bars import progress_callbacks
-    from fewtune.train import build
+    from fewtune.run.build import build
+    from fewtune.run.progress import progress_callbacks
 
     run_dir = Path(run_dir)
     cfg = run_config(run_dir, overrides)
-    if cfg.method.name == "pet":
-        raise FewtuneError(
-            f"{run_dir} is a PET run: several models and their ensemble, which evaluate does not re-test; "
-            "its metrics.json holds each pattern's and the ensemble's test metrics"
-        )
+    check_evaluable(run_dir, cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     load_run_weights(module, cfg, run_dir)
@@ -91,6 +47,21 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), callbacks: list = (
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     return {name.removeprefix("test/"): v for name, v in module.test_results.items()}
+
+
+def check_evaluable(run_dir: Path, cfg) -> None:
+    """A method with a runner of its own (run/methods.py) is re-tested only through its
+    ``evaluate`` hook, which may refuse with its reason."""
+    from fewtune.run import methods
+
+    hook = methods.hook(cfg.method, "evaluate")
+    if hook is not None:
+        hook(run_dir, cfg)
+    elif methods.hook(cfg.method, "runner") is not None:
+        raise FewtuneError(
+            f"{run_dir} is a method={cfg.method.name} run made by the method's own runner, which evaluate "
+            "does not re-test; its metrics.json holds its test metrics"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

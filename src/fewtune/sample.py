@@ -11,7 +11,7 @@ order of first appearance, write the first K of each label as train and the next
 k-shot-10x mode) as dev, and the task's test set as test, to <out>/k-shot/<TASK>/<K>-<seed>/
 (the layout that paths.data_dir reads; LM-BFF puts 10x splits in k-shot-10x/ instead). On
 LM-BFF's original files this gives its released splits byte for byte. Where the data come from
-is the task config's 'original' or 'hub' entry (fewtune/originals.py).
+is the task config's 'original' or 'hub' entry (fewtune/data/originals.py).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from omegaconf import OmegaConf
 from fewtune.config import CONF_DIR, PROJECT_ROOT
 from fewtune.data.tasks import TaskSpec
 from fewtune.errors import FewtuneError
-from fewtune.originals import Pool, load_pool
-from fewtune.results import write_file_atomic
+from fewtune.data.originals import Pool, load_pool
+from fewtune.jobs.atomic import write_file_atomic
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)
 DEV_PER_K = {"k-shot": 1, "k-shot-10x": 10}

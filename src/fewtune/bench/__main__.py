@@ -16,8 +16,8 @@ import torch
 
 from fewtune.bench.peak import matmul_peak_gflops
 from fewtune.config import PROJECT_ROOT
-from fewtune.hardware import bf16_native, cpu_description
-from fewtune.results import write_json_atomic
+from fewtune.run.hardware import bf16_native, cpu_description
+from fewtune.jobs.atomic import write_json_atomic
 
 CASES = [("smollm2-135m", "prompt"), ("smollm2-135m", "finetune"), ("minilm-l6", "finetune")]
 

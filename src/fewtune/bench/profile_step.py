@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
 
     from fewtune.bench.peak import synchronize
     from fewtune.bench.worker import built
-    from fewtune.hardware import cuda_selected
+    from fewtune.run.hardware import cuda_selected
 
     overrides = ["experiment=cpu", "task=sst2", "method=prompt", "logger=none", *argv]
     cfg, datamodule, module = built({"overrides": overrides})
@@ -68,7 +68,7 @@ def lightning_steps(overrides: list[str], device: str, activities, steps: int = 
     from torch.profiler import profile
 
     from fewtune.bench.worker import bench_trainer, built
-    from fewtune.resources import StepTimer
+    from fewtune.run.resources import StepTimer
 
     class ProfiledStepTimer(StepTimer):
         def __init__(self):

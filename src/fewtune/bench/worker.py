@@ -47,7 +47,7 @@ def compose(overrides: list[str]):
 def built(spec: dict):
     import pytorch_lightning as pl
 
-    from fewtune.train import build
+    from fewtune.run.build import build
 
     cfg = compose(spec["overrides"])
     pl.seed_everything(42)  # fewtune and the baseline get the same classifier-head init
@@ -142,7 +142,7 @@ def measure_train(spec: dict) -> dict:
     cfg, datamodule, module = built(spec)
     times, tokens = [], []
     if spec["impl"] == "fewtune":
-        from fewtune.resources import StepTimer
+        from fewtune.run.resources import StepTimer
 
         class TokenCountingStepTimer(StepTimer):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -236,7 +236,7 @@ KINDS = {"eval": measure_eval, "train": measure_train, "load": measure_load, "st
 def main() -> None:
     spec = json.loads(sys.argv[1])
     result = KINDS[spec["kind"]](spec)
-    from fewtune.resources import peak_memory_mb
+    from fewtune.run.resources import peak_memory_mb
 
     result.update(peak_memory_mb())  # peak_rss_mb, and peak_gpu_mb where a GPU was used
     print("BENCH-RESULT " + json.dumps(result))

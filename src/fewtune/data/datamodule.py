@@ -83,7 +83,7 @@ class FewShotDataModule(pl.LightningDataModule):
         return DataLoader(self.encoded["train"], batch_size=self.batch_size, shuffle=True, collate_fn=self.collate)
 
     def _eval_loader(self, split: str) -> DataLoader:
-        from fewtune.distributed import eval_sampler
+        from fewtune.run.distributed import eval_sampler
 
         data = self.encoded[split]
         # Under DDP each process gets its share of the split, no example twice (the metric is exact).

@@ -7,7 +7,7 @@ evaluation and the test see the same demonstrations and a seed gives the same nu
 module averages the predictions of a group (models/demo_head.py). With ``fixed``, every dev and
 test query gets the same ``eval_sets`` sets, drawn once per seed (GPT-3's and Zhao et al.'s one
 prompt). Each row names its set (``Encoded.demos``), so that contextual calibration can give it
-the p_cf of that set (fewtune/demo_calibration.py).
+the p_cf of that set (fewtune/scoring/calibration.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -23,8 +24,9 @@ from fewtune.data.datamodule import Collator, FewShotDataModule
 from fewtune.data.demo_encoding import DemonstrationEncoder
 from fewtune.data.demonstrations import DemoSampler, DemoSettings, demo_class
 from fewtune.data.encoding import Encoded, PromptEncoder
-from fewtune.data.similarity import Embed, cosine, load_encoder
+from fewtune.data.similarity import Embed, cosine
 from fewtune.data.tasks import SPLITS, Example, TaskSpec
+from fewtune.errors import FewtuneError
 
 
 class GroupCollator(Collator):
@@ -75,6 +77,7 @@ class DemoDataModule(FewShotDataModule):
         seed: int,
         cache_dir: str | Path | None = None,
         embed: Embed | None = None,
+        load_embed: Callable[[str, str | Path | None], Embed] | None = None,
         **kwargs,
     ):
         shown = settings.shown(encoder.num_classes)
@@ -85,10 +88,18 @@ class DemoDataModule(FewShotDataModule):
         self.settings = settings
         self.seed = seed
         self.cache_dir = cache_dir
-        self.embed = embed  # None: settings.encoder is loaded when sampling is similar
+        self.embed = embed  # None: settings.encoder is loaded with load_embed when sampling is similar
+        self.load_embed = load_embed  # run/build.py gives models/sentence_encoder.py's load_encoder
         self.collate = GroupCollator(self.collate.pad_id)
         # eval_batch_size counts rows, and every example brings eval_sets of them.
         self.eval_batch_size = max(1, self.eval_batch_size // settings.eval_sets)
+
+    def _loaded_embed(self) -> Embed:
+        if self.load_embed is None:
+            raise FewtuneError(
+                "demonstrations.sampling=similar needs a sentence encoder: give the datamodule embed= or load_embed="
+            )
+        return self.load_embed(self.settings.encoder, self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
         if self.encoded:
@@ -128,7 +139,7 @@ class DemoDataModule(FewShotDataModule):
         """Per split, per query: the pools its demonstrations are drawn from."""
         similarity = dict.fromkeys(SPLITS)
         if self.settings.sampling == "similar":
-            embed = self.embed or load_encoder(self.settings.encoder, self.cache_dir)
+            embed = self.embed or self._loaded_embed()
             # Embeddings are computed once per run: every draw reuses these similarities.
             vectors = {split: embed([self._text(ex) for ex in exs]) for split, exs in examples.items()}
             similarity = {split: cosine(vectors[split], vectors["train"]).tolist() for split in SPLITS}

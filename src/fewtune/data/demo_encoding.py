@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Sequence
 
-from fewtune.data.encoding import Encoded, PromptEncoder, _truncate_longest_first
+from fewtune.data.encoding import Encoded, PromptEncoder, truncate_longest_first
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
 
@@ -74,7 +74,7 @@ class DemonstrationEncoder:
             demos.pop(-1 if self.query_first else 0)  # the farthest from the query goes first
         demo_fields = [self._fields(ex) for ex, _ in demos]
         flat = {(d, i): ids for d, fields in enumerate(demo_fields) for i, ids in fields.items()}
-        _truncate_longest_first(flat, self.max_length - outer - query_len - len(demos) * demo_fixed)
+        truncate_longest_first(flat, self.max_length - outer - query_len - len(demos) * demo_fixed)
 
         query_ids, slot = self._part(query, [] if p.causal else [p.tokenizer.mask_token_id])
         parts = [self._part(fields, [self.shown_ids[c]])[0] for fields, (_, c) in zip(demo_fields, demos)]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fewtune.data.prompts import Template, Verbalizer
+from fewtune.data.prompts import Template
+
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example
 from fewtune.data.verbalizers import LabelWords
 from fewtune.errors import FewtuneError
@@ -22,7 +24,7 @@ class Encoded:
     label: int | float  # the label's index, or a regression task's score in [0, 1]
     slot: int = 0  # the position whose LM-head logits score the label words (masked: the first mask)
     # With demonstrations: the training examples drawn to be shown (indices), which name the
-    # set whose content-free probabilities calibrate this row (fewtune/demo_calibration.py).
+    # set whose content-free probabilities calibrate this row (fewtune/scoring/calibration.py).
     demos: tuple[int, ...] = ()
 
 
@@ -115,7 +117,7 @@ class PromptEncoder:
                 f"template '{self.template.text}' needs {fixed} tokens without the example's text; "
                 f"max_length={self.max_length} leaves no room: raise task.max_length"
             )
-        _truncate_longest_first(fields, budget)
+        truncate_longest_first(fields, budget)
         ids = list(self.prefix)
         slot = -1
         for i, p in enumerate(pieces):
@@ -133,7 +135,7 @@ class PromptEncoder:
         return Encoded(input_ids=ids, label=label, slot=slot)
 
 
-def _truncate_longest_first(fields: dict[int, list[int]], budget: int) -> None:
+def truncate_longest_first(fields: dict[int, list[int]], budget: int) -> None:
     """Cut tokens from the end of the longest field until all fields fit the budget."""
     while sum(map(len, fields.values())) > budget:
         longest = max(fields, key=lambda i: len(fields[i]))

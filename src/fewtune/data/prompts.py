@@ -1,19 +1,18 @@
-"""Templates and verbalizers: the two pieces that turn classification into language modelling.
+"""Templates: with the verbalizer (data/verbalizers.py), the two pieces that turn classification
+into language modelling.
 
 A template is readable text with placeholders: ``{sentence} It was {mask} .`` or
 ``{sentence1|drop_last} ? {mask} , {sentence2|lower_first}``. ``{mask}`` is the answer slot;
 every other placeholder names a field of the task's examples, optionally followed by edits
 (``|drop_last``, ``|lower_first``: LM-BFF's ``sent-_`` and ``sentl_`` for sentence pairs).
-A verbalizer maps each label to a word, or to several (data/verbalizers.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
-from fewtune.data.verbalizers import check_settings, word_list
 from fewtune.errors import FewtuneError
 
 SLOT = "mask"
@@ -121,26 +120,3 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
-
-
-class Verbalizer:
-    """label -> word(s), in the task's label order: label i scores ``choices[i]`` (one or more
-    words, data/verbalizers.py); ``words[i]`` is its first word, the one a demonstration shows."""
-
-    def __init__(
-        self, mapping: Mapping[str, Any], labels: Iterable[str], reduce: str = "mean", multi_token: str | None = None
-    ):
-        check_settings("verbalizer", reduce, multi_token)
-        self.labels = tuple(labels)
-        self.choices = tuple(word_list("verbalizer", label, mapping[label]) for label in self.labels)
-        self.words = tuple(words[0] for words in self.choices)
-        self.reduce = reduce
-        self.multi_token = multi_token  # None: the family's default
-
-    @classmethod
-    def of_task(cls, task) -> "Verbalizer":
-        return cls(task.verbalizer, task.answer_keys, task.verbalizer_reduce, task.multi_token)
-
-    def __repr__(self) -> str:
-        shown = {label: words[0] if len(words) == 1 else list(words) for label, words in zip(self.labels, self.choices)}
-        return f"Verbalizer({shown})"

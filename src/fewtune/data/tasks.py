@@ -101,7 +101,7 @@ class TaskSpec:
         return spec
 
     def validate(self) -> None:
-        from fewtune.metrics import check_metric
+        from fewtune.run.metrics import check_metric
 
         where = f"task '{self.name}'"
         missing = [s for s in SPLITS if s not in self.splits]

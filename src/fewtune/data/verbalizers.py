@@ -1,6 +1,6 @@
-"""Label words: several per class (PET-style verbalizers) and words of several tokens.
+"""The verbalizer: label words, one or several per class (PET-style), of one or several tokens.
 
-A task's verbalizer maps each label to a word or to a list of words:
+A task's verbalizer (``Verbalizer``) maps each label to a word or to a list of words:
 ``{"0": [terrible, awful, bad], "1": great}``. A class scores the mean (PET) or the max of its
 words' scores (``verbalizer_reduce``). A word of several tokens is scored by the sum or the
 mean of its tokens' log-probabilities (``multi_token``; default: sum for causal LMs, the
@@ -12,7 +12,7 @@ models/multi_token.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from fewtune.errors import FewtuneError
 
@@ -46,6 +46,29 @@ def check_settings(where: str, reduce: str, multi_token: str | None) -> None:
             f"{where}: multi_token '{multi_token}' is unknown; use one of {list(MULTI_TOKEN)} (or null: "
             "sum for causal LMs, mean for masked LMs)"
         )
+
+
+class Verbalizer:
+    """label -> word(s), in the task's label order: label i scores ``choices[i]`` (one or more
+    words, LabelWords below); ``words[i]`` is its first word, the one a demonstration shows."""
+
+    def __init__(
+        self, mapping: Mapping[str, Any], labels: Iterable[str], reduce: str = "mean", multi_token: str | None = None
+    ):
+        check_settings("verbalizer", reduce, multi_token)
+        self.labels = tuple(labels)
+        self.choices = tuple(word_list("verbalizer", label, mapping[label]) for label in self.labels)
+        self.words = tuple(words[0] for words in self.choices)
+        self.reduce = reduce
+        self.multi_token = multi_token  # None: the family's default
+
+    @classmethod
+    def of_task(cls, task) -> "Verbalizer":
+        return cls(task.verbalizer, task.answer_keys, task.verbalizer_reduce, task.multi_token)
+
+    def __repr__(self) -> str:
+        shown = {label: words[0] if len(words) == 1 else list(words) for label, words in zip(self.labels, self.choices)}
+        return f"Verbalizer({shown})"
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from fewtune.errors import FewtuneError
 from fewtune.models import packaged
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FAMILIES = ("masked", "causal")
 OFFLINE_HINT = "offline backbones that work here: model=smollm2-135m (prompt, finetune), model=minilm-l6 (finetune)"
@@ -78,7 +81,7 @@ def detect_family(config) -> str:
     )
 
 
-def _hub_call(fn, path: str, local: bool, **kwargs):
+def hub_call(fn, path: str, local: bool, **kwargs):
     """Call a from_pretrained and turn a hub failure into one clear line."""
     try:
         return fn(path, local_files_only=local, **kwargs)
@@ -94,13 +97,13 @@ def _hub_call(fn, path: str, local: bool, **kwargs):
 def _load_config(path: str, local: bool):
     from transformers import AutoConfig
 
-    return _hub_call(AutoConfig.from_pretrained, path, local)
+    return hub_call(AutoConfig.from_pretrained, path, local)
 
 
 def load_tokenizer(spec: BackboneSpec):
     from transformers import AutoTokenizer
 
-    tokenizer = _hub_call(AutoTokenizer.from_pretrained, spec.path, spec.local)
+    tokenizer = hub_call(AutoTokenizer.from_pretrained, spec.path, spec.local)
     if tokenizer.pad_token_id is None:
         # GPT-2 style tokenizers have no pad token; padding is masked out, so any id works.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -143,13 +146,13 @@ def load_model(
             model.requires_grad_(True).zero_grad(set_to_none=True)
             return model
         cls = AutoModelForMaskedLM if spec.family == "masked" else AutoModelForCausalLM
-        model = _hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
+        model = hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
         if reuse:
             _reusable.clear()  # one backbone at a time: a grid over models must not pile them up
             _reusable[key] = (model, {name: t.detach().clone() for name, t in model.state_dict().items()})
         return model
     if head == "classifier":
-        model = _hub_call(
+        model = hub_call(
             AutoModelForSequenceClassification.from_pretrained,
             spec.path,
             spec.local,
@@ -161,3 +164,16 @@ def load_model(
             model.config.pad_token_id = pad_token_id
         return model
     raise FewtuneError(f"head '{head}' is unknown; use 'lm' or 'classifier'")
+
+
+def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
+    """(the transformer body, the head modules applied to its output in order).
+
+    transformers' *ForMaskedLM / *ForCausalLM hold the body under ``base_model_prefix``
+    and the head in the other children: ``lm_head`` (RoBERTa, GPT-2, Llama), ``cls``
+    (BERT), ``predictions`` (ALBERT), ``generator_predictions`` + ``generator_lm_head``
+    (ELECTRA), applied in the order they are registered.
+    """
+    body = model.base_model
+    head = [child for child in model.children() if child is not body]
+    return body, head

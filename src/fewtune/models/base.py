@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from fewtune.metrics import build_metrics, to_floats
+from fewtune.run.metrics import build_metrics, to_floats
 
 
 def score(logits: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from torch import nn
 
 from fewtune.models.base import FewShotModule
 from fewtune.models.packing import pack, packed_hidden
-from fewtune.models.prompt_head import split_lm
+from fewtune.models.backbones import split_lm
 
 
 class ClassifierModule(FewShotModule):

@@ -7,7 +7,7 @@ a regression score of the result is that of the averaged probabilities; ``averag
 averages the raw label-word logits instead, as LM-BFF's code does.
 
 With contextual calibration (``batch["p_cf"]``, one per row: its demonstration set's,
-fewtune/demo_calibration.py) each row's probabilities are calibrated first, then averaged.
+fewtune/scoring/calibration.py) each row's probabilities are calibrated first, then averaged.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class DemoPromptModule(PromptModule):
     def label_logits(self, batch: dict[str, torch.Tensor], word_ids=None) -> torch.Tensor:
         logits = super().label_logits(batch, word_ids)
         if word_ids is None and "p_cf" in batch:
-            from fewtune.calibration import calibrate
+            from fewtune.scoring.calibration import calibrate
 
             # each set calibrated by its own p_cf; the log keeps softmax and argmax those of the calibrated probs
             logits = calibrate(logits.float().softmax(-1), batch["p_cf"].to(logits.device)).log()

@@ -16,20 +16,8 @@ from fewtune.data.verbalizers import LabelWords
 from fewtune.models.base import FewShotModule
 from fewtune.models.label_scores import class_scores
 from fewtune.models.multi_token import word_scores
+from fewtune.models.backbones import split_lm
 from fewtune.models.packing import pack, packed_hidden
-
-
-def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
-    """(the transformer body, the head modules applied to its output in order).
-
-    transformers' *ForMaskedLM / *ForCausalLM hold the body under ``base_model_prefix``
-    and the head in the other children: ``lm_head`` (RoBERTa, GPT-2, Llama), ``cls``
-    (BERT), ``predictions`` (ALBERT), ``generator_predictions`` + ``generator_lm_head``
-    (ELECTRA), applied in the order they are registered.
-    """
-    body = model.base_model
-    head = [child for child in model.children() if child is not body]
-    return body, head
 
 
 def word_logits(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -67,7 +55,7 @@ class PromptModule(FewShotModule):
         self.label_words = label_words
         # Single-token words: the LM head's logits at the slot are read at these ids.
         self.register_buffer("label_word_ids", torch.tensor(label_words.first_ids), persistent=False)
-        # Contextual calibration's p_cf (fewtune/calibration.py), set for method.calibrate=true.
+        # Contextual calibration's p_cf (fewtune/scoring/calibration.py), set for method.calibrate=true.
         self.p_cf: torch.Tensor | None = None
 
     def slot_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -100,7 +88,7 @@ class PromptModule(FewShotModule):
             logits = class_scores(word_scores(*split_lm(self.model), batch, words), words)
         if self.p_cf is None or word_ids is not None:
             return logits
-        from fewtune.calibration import calibrate
+        from fewtune.scoring.calibration import calibrate
 
         # log of the calibrated probabilities: argmax, softmax and STS-B's score all follow them
         return calibrate(logits.float().softmax(-1), self.p_cf.to(logits.device)).log()

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from fewtune.errors import FewtuneError
-from fewtune.models.prompt_head import split_lm
+from fewtune.models.backbones import split_lm
 
 log = logging.getLogger("fewtune")
 

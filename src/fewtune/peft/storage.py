@@ -9,14 +9,13 @@ While it trains, its Lightning checkpoints already hold those weights alone
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from fewtune.errors import FewtuneError
+from fewtune.jobs.atomic import replaced
 
 TASK_WEIGHTS_FILE = "task_weights.safetensors"
 
@@ -43,7 +42,10 @@ def keep_task_weights(
         if not strategy.is_global_zero:
             strategy.barrier("fewtune.keep_task_weights.written")
             return path
-    _save_atomic(trained_weights(module), path, {"peft": peft_name})
+    from safetensors.torch import save_file
+
+    with replaced(path) as tmp:
+        save_file(trained_weights(module), tmp, metadata={"peft": peft_name})
     if strategy is not None:
         strategy.barrier("fewtune.keep_task_weights.written")  # the file exists for every process
     if ckpt_path:
@@ -76,18 +78,3 @@ def load_into(module: nn.Module, weights: dict[str, torch.Tensor], source) -> No
             f"missing, e.g. {missing[:1]}; {len(unexpected)} unknown, e.g. {unexpected[:1]}): "
             "was the config or the code changed since the run?"
         )
-
-
-def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

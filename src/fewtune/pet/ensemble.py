@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from fewtune.metrics import build_metrics, to_floats
+from fewtune.run.metrics import build_metrics, to_floats
 
 log = logging.getLogger("fewtune")
 

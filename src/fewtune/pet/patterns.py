@@ -23,7 +23,9 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fewtune.data.prompts import Template, Verbalizer
+from fewtune.data.prompts import Template
+
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import TaskSpec
 from fewtune.errors import FewtuneError
 
@@ -79,7 +81,7 @@ def _pattern(task: TaskSpec, entry: Any, index: int) -> Pattern:
 
 def pattern_config(cfg: DictConfig, pattern: Pattern, family: str, folder: Path) -> DictConfig:
     """The run's config with the pattern as the task's template, writing into ``folder``:
-    ``train.build`` then makes exactly the model method=prompt would make with that template."""
+    ``run.build.build`` then makes exactly the model method=prompt would make with that template."""
     sub = copy.deepcopy(cfg)
     with open_dict(sub):
         sub.paths.output_dir = str(folder)

@@ -11,7 +11,7 @@ from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern
 from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack
-from fewtune.results import run_identity
+from fewtune.run.results import run_identity
 
 
 def pet_results(
@@ -89,10 +89,10 @@ def _generations(generations: list[list[Trained]], weights, targets: list[int], 
 
 def log_results(cfg, results: dict) -> None:
     """The run's config and its test, ensemble and distilled metrics, to the configured loggers."""
-    from fewtune.train import _instantiate_all
+    from fewtune.run.build import instantiate_group
 
     values = {f"{part}/{name}": v for part in ("test", "ensemble", "distilled") for name, v in results.get(part, {}).items()}
-    for logger in _instantiate_all(cfg.get("logger")):
+    for logger in instantiate_group(cfg.get("logger")):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(values, step=results["steps"])
         logger.save()

@@ -1,4 +1,5 @@
-"""A method=pet job from start to metrics.json: ``train.train`` hands PET runs to ``train_pet``.
+"""A method=pet job from start to metrics.json: conf/method/pet.yaml names ``train_pet`` as its
+``runner`` (run/methods.py), which ``train(cfg)`` calls instead of the default single run.
 
 1. every pattern's prompt model, trained as method=prompt trains (same seed, optimizer, steps,
    best-dev checkpoint), its dev accuracy measured before training (the ``weighted`` weights);
@@ -30,15 +31,18 @@ from fewtune.pet.report import log_results, pet_results
 from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack, train_distilled, train_pattern
 from fewtune.pet.unlabeled import unlabeled_examples
-from fewtune.results import METRICS_FILE, write_json_atomic
+from fewtune.run.results import METRICS_FILE
+from fewtune.jobs.atomic import write_json_atomic
 
 log = logging.getLogger("fewtune")
 
 
 def train_pet(cfg) -> dict:
-    from fewtune import peft, resume, workers
+    from fewtune import peft
+    from fewtune.jobs import resume
+    from fewtune.run import workers
     from fewtune.models import backbones
-    from fewtune.resources import peak_memory_mb, reset_peak_gpu_memory
+    from fewtune.run.resources import peak_memory_mb, reset_peak_gpu_memory
 
     start = time.perf_counter()
     workers.require_own_process()
@@ -79,6 +83,14 @@ def train_pet(cfg) -> dict:
     log.info("%s PET ensemble test %s = %.4f (dev %.4f)", task.name, metric, results["ensemble"][metric], results["ensemble_dev"])
     log.info("%s test %s = %.4f (best dev %s)", task.name, metric, results["test"][metric], results["best_dev"])
     return results
+
+
+def refuse_evaluate(run_dir, cfg) -> None:
+    """``python -m fewtune.evaluate`` on a PET run: it holds several models, not one to re-test."""
+    raise FewtuneError(
+        f"{run_dir} is a PET run: several models and their ensemble, which evaluate does not re-test; "
+        "its metrics.json holds each pattern's and the ensemble's test metrics"
+    )
 
 
 def train_generations(cfg, settings: PetSettings, patterns: list[Pattern], family: str, data: KShot, unlabeled: list):

@@ -1,4 +1,4 @@
-"""A PET run in ``python -m fewtune.table``: one row for what its ``test`` holds, and for a
+"""A PET run in ``python -m fewtune.table`` (conf/method/pet.yaml's ``table_rows``): one row for what its ``test`` holds, and for a
 distilled run also the ensemble's row, read from metrics.json's ``ensemble``.
 
     method=pet method.distill=false  ->  "PET ensemble"                      (method key pet)
@@ -19,9 +19,7 @@ METHOD = "pet"
 
 def pet_rows(run) -> list:
     """``run`` (a table.Run) as the table's rows: itself, renamed, and for a distilled run the ensemble."""
-    base, plus, peft = run.method.partition("+")
-    if base != METHOD:
-        return [run]
+    _, plus, peft = run.method.partition("+")
     method_cfg = OmegaConf.load(run.path / ".hydra" / "config.yaml").method
     title = method_cfg.get("title") or METHOD
 

@@ -10,7 +10,7 @@ import torch
 
 from fewtune.data.tasks import Example
 from fewtune.pet.ensemble import accuracy
-from fewtune.pet.fit import ModelRun
+from fewtune.pet.model_run import ModelRun
 from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern, classifier_config, pattern_config
 
@@ -54,7 +54,7 @@ def train_pattern(cfg, pattern: Pattern, family: str, folder: Path, data: KShot,
     ``added`` (example, label) pairs; its logits on dev, test and ``predict_on``."""
     import pytorch_lightning as pl
 
-    pl.seed_everything(cfg.seed, workers=True)  # as train.train seeds method=prompt
+    pl.seed_everything(cfg.seed, workers=True)  # as a single run (run/single.py) seeds method=prompt
     model = ModelRun(pattern_config(cfg, pattern, family, folder))
     before = None
     if measure_before:

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from fewtune.data.tasks import Example, TaskSpec, read_examples
 from fewtune.errors import FewtuneError
-from fewtune.originals import _sentence_key, load_pool
+from fewtune.data.originals import sentence_key, load_pool
 
 FILE_SETTING = "method.unlabeled_file"
 
@@ -42,7 +42,7 @@ def unlabeled_examples(cfg, task: TaskSpec, limit: int | None, file: str | None,
 def text_key(task: TaskSpec, example: Example) -> tuple[str, ...]:
     # The pool's notion of the same sentence: the raw SentEval files and LM-BFF's splits decode a
     # few characters differently (originals.py).
-    return tuple(_sentence_key(example.fields[f]) for f in task.text_fields)
+    return tuple(sentence_key(example.fields[f]) for f in task.text_fields)
 
 
 def original_pool(cfg, task: TaskSpec) -> tuple[list[Example], str]:

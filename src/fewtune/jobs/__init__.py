@@ -1,0 +1,8 @@
+"""A run's folder seen as a job: resumable, skippable when complete, traceable, archivable.
+
+- resume.py: the config hash, skipping complete jobs, continuing killed ones from last.ckpt;
+- provenance.py: what metrics.json records of the code and data a run used;
+- sweep.py: the jobs a Hydra multirun asks for (the table's missing jobs, "job 3/30" lines);
+- archive.py: the files of runs the table reads, copied into a folder to commit (results/);
+- atomic.py: write-then-rename, so that no reader sees half a file.
+"""

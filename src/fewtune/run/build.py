@@ -1,0 +1,107 @@
+"""The pieces of a run from a composed config: ``build(cfg)`` gives the datamodule and the
+LightningModule; ``instantiate_group`` the config group's callbacks or loggers.
+
+Every tool that runs a model (train, evaluate, exits, the word search, the playground, PET,
+the benchmark) builds it here, so a run and its re-test are assembled the same way.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from fewtune.errors import FewtuneError
+
+
+def build(cfg: DictConfig):
+    """The pieces of a run: (datamodule, LightningModule). Cheap checks come before loading weights."""
+    from functools import partial
+
+    from hydra.utils import instantiate
+
+    from fewtune import peft
+    from fewtune.data.datamodule import FewShotDataModule
+    from fewtune.data.demo_datamodule import DemoDataModule
+    from fewtune.data.demonstrations import DemoSettings
+    from fewtune.data.encoding import PlainEncoder, PromptEncoder
+    from fewtune.data.prompts import Template
+    from fewtune.data.tasks import TaskSpec
+    from fewtune.data.verbalizers import Verbalizer
+    from fewtune.exits.modules import make_module
+    from fewtune.exits.rules import from_run as exit_settings
+    from fewtune.models import backbones
+    from fewtune.models.classifier_head import ClassifierModule
+    from fewtune.models.demo_head import DemoPromptModule
+    from fewtune.models.prompt_head import PromptModule
+    from fewtune.models.sentence_encoder import load_encoder
+    from fewtune.words.searched import task_config
+
+    method = cfg.method
+    if method.head not in ("lm", "classifier"):
+        raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
+    peft.check(cfg.peft, method)
+    task = TaskSpec.from_config(task_config(cfg))  # method=prompt-autowords: the searched label words
+    exits = exit_settings(cfg, task.regression)  # None: exit=none
+    test_split = cfg.get("test_split", "test")
+    # Fail on missing data before loading weights.
+    task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
+    spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
+    demos = DemoSettings.from_method(method, causal=spec.family == "causal")  # None: no demonstrations
+    if method.head == "lm":
+        backbones.require_lm_head(spec)  # before the tokenizer and weights are loaded
+    tokenizer = backbones.load_tokenizer(spec)
+    optim = dict(
+        # a peft method trains few weights from scratch: it brings its own learning rate (peft.lr)
+        optimizer=instantiate(cfg.optimizer, **({"lr": cfg.peft.lr} if cfg.peft.get("lr") is not None else {})),
+        scheduler=instantiate(cfg.scheduler),
+        metric=task.metric,
+        regression=task.regression,
+        trained_only_checkpoints=peft.enabled(cfg.peft),
+        pack_training=cfg.get("pack_training", True),
+    )
+    # peft changes the backbone in place: such a run gets a model of its own, not the one reused across jobs.
+    reuse = not peft.enabled(cfg.peft)
+    tune = dict(tokenizer=tokenizer, template=task.templates.get(spec.family, ""), max_length=task.max_length)
+
+    if method.head == "lm":
+        template = Template(task.templates[spec.family])
+        template.check(task.text_fields, causal=spec.family == "causal", task=task.name)
+        encoder = PromptEncoder(tokenizer, template, Verbalizer.of_task(task), task.max_length, spec.family == "causal")
+        if exits is not None:  # an exit reads each word's logit at the slot of an inner layer
+            encoder.require_single_tokens("early exit")
+        model = peft.apply(cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune)
+        if demos is None:
+            module = make_module(PromptModule, exits, model, encoder.label_words, **optim)
+        else:  # averages the predictions over several demonstration sets
+            module = DemoPromptModule(model, encoder.label_words, demos.average, **optim)
+    else:
+        encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
+        model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
+        model = peft.apply(cfg.peft, model, "classifier", **tune)
+        module = make_module(ClassifierModule, exits, model, task.num_outputs, **optim)
+
+    data_module = FewShotDataModule
+    if demos is not None:  # each query with demonstrations from the training set
+        data_module = partial(
+            DemoDataModule, settings=demos, seed=cfg.seed, cache_dir=cfg.paths.cache_dir, load_embed=load_encoder
+        )
+    datamodule = data_module(
+        task,
+        encoder,
+        pad_id=tokenizer.pad_token_id,
+        data_dir=cfg.paths.data_dir,
+        k=cfg.k,
+        data_seed=cfg.data_seed,
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.eval_batch_size,
+        test_split=test_split,
+    )
+    return datamodule, module
+
+
+def instantiate_group(group) -> list:
+    """The objects of a config group whose entries each have a ``_target_`` (callbacks, logger)."""
+    from hydra.utils import instantiate
+
+    if not group:
+        return []
+    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
