@@ -157,3 +157,11 @@ sys.exit(1 if failed else 0)
     names = sorted(MODULES)
     done = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def test_the_train_command_and_its_logging_setup_import_no_lightning():
+    """Lightning imported before Hydra configures logging adds a console handler of its own, and
+    its info lines would reach the console (tests/test_first_run.py shows the effect)."""
+    check = "import sys, fewtune.train, fewtune.run.console; print('pytorch_lightning' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]

@@ -18,11 +18,12 @@ from omegaconf import DictConfig
 
 from fewtune.config import CONF_DIR
 from fewtune.errors import FewtuneError
-from fewtune.run.loggers import finish_wandb
 from fewtune.run.methods import train
 from fewtune.run.results import FAILED_FILE
 
 __all__ = ["main", "train"]
+# Lightning is imported inside functions only (here and in run/methods.py): imported before
+# Hydra sets up logging, it would add a console handler of its own (run/console.py).
 log = logging.getLogger("fewtune")
 
 
@@ -33,6 +34,7 @@ def main(cfg: DictConfig) -> float | None:
 
     from fewtune.run.console import quiet_libraries
     from fewtune.run.distributed import write_json_on_rank_zero
+    from fewtune.run.loggers import finish_wandb
 
     quiet_libraries()
     out = Path(cfg.paths.output_dir)

@@ -94,9 +94,9 @@ def config_hash(cfg: DictConfig, data: dict[str, Any]) -> str:
 
 class FileCheckpointIO(TorchCheckpointIO):
     """torch.save straight into a temporary file, then a rename: atomic like Lightning's own save,
-    which first serialises the whole checkpoint into memory (+1.6 GB of peak RSS for smollm2's
-    last.ckpt). No fsync: a killed process leaves the old file; after a power loss an unreadable
-    last.ckpt only means starting the job afresh."""
+    which first serialises the whole checkpoint into memory (a second copy of the weights and
+    optimizer state at peak). No fsync: a killed process leaves the old file; after a power loss
+    an unreadable last.ckpt only means starting the job afresh."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if storage_options is not None or "://" in str(path):

@@ -25,11 +25,10 @@ def word_logits(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor) -> to
 
     Where the head is the output embedding alone (Llama, SmolLM2, GPT-2's ``lm_head``), only its
     rows for ``ids`` are multiplied; other heads (BERT's transform, then the decoder) run whole
-    and are indexed after. Early exit calls the head after every layer: with SmolLM2's whole
-    49152 x 576 head (cast to bf16 again at each call under autocast) that doubled the cost of
-    running the layers. A product over fewer rows can round differently in the last bit, so the
-    prompt head's own forward, once per batch, keeps the whole head: its scores stay
-    bit-identical to earlier runs (``python -m fewtune.evaluate`` reproduces them exactly).
+    and are indexed after. Early exit calls the head after every layer: a whole vocabulary-sized
+    head (cast to bf16 again at each call under autocast) would cost as much as the layers. A
+    product over fewer rows can round differently in the last bit, so the prompt head's own
+    forward, once per batch, keeps the whole head: its scores stay bit-identical to earlier runs (``python -m fewtune.evaluate`` reproduces them exactly).
     """
     _, head = split_lm(model)
     out = model.get_output_embeddings()

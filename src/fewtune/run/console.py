@@ -1,5 +1,8 @@
 """What a run prints: fewtune's own lines on the console, libraries' chatter in the run's log file.
 
+Kept free of Lightning imports: Hydra loads this module while it sets up logging, and Lightning,
+imported before that, would add a console handler of its own.
+
 Hydra's job logging (conf/hydra/job_logging/fewtune.yaml) uses the filter and formatter below;
 ``quiet_libraries`` routes Python warnings into logging (so the filter can send them to the file)
 and turns off the libraries' tqdm bars where nobody watches them redraw.
@@ -9,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-
-from fewtune.run.progress import is_terminal
+import sys
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -58,3 +60,8 @@ def quiet_libraries() -> None:
     if not is_terminal():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         hf_logging.disable_progress_bar()
+
+
+def is_terminal(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", None) and stream.isatty())

@@ -2,8 +2,8 @@
 
 Where it does (GPUs from Ampere on; CPUs whose oneDNN has bf16 kernels: AVX-512 or AMX on x86,
 BF16 on Arm), bf16 autocast makes training and evaluation faster. Where it does not, torch
-emulates bfloat16 matrix products, and they run hundreds of times slower than float32 (measured
-on an AVX2-only AMD EPYC: a 1024^3 product took 2.4 s in bf16); float32 is then the fast choice.
+emulates bfloat16 matrix products, far slower than float32 (e.g. on AVX2-only x86 CPUs);
+float32 is then the fast choice.
 """
 
 from __future__ import annotations

@@ -29,16 +29,12 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks.progress.progress_bar import ProgressBar
 
 from fewtune.errors import FewtuneError
+from fewtune.run.console import is_terminal
 
 log = logging.getLogger("fewtune")
 T = TypeVar("T")
 STYLES = ("auto", "rich", "log", "none")
 _NAMED = ("task", "method", "peft", "seed")  # already in a job line's words
-
-
-def is_terminal(stream=None) -> bool:
-    stream = stream or sys.stdout
-    return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
 def track(items: Sequence[T], description: str, min_items: int = 20) -> Iterable[T]:
