@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from statistics import median
 
-from fewtune.report.figures import pyplot
+from fewtune.report.figures import panel_grid, shared_legend
 from fewtune.report.summary import TASK_ORDER, best_runs, order_key
 
 
@@ -35,31 +35,22 @@ def params_accuracy_figure(runs):
     points = params_points(runs)
     titles = {r.task: r.task_title + ("" if r.metric == "acc" else f" ({r.metric.upper()})") for r in runs}
     tasks = sorted(points, key=lambda t: order_key(t, TASK_ORDER))
-    plt = pyplot()
-    ncols = min(len(tasks), 3)
-    nrows = -(-len(tasks) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 3.8 * nrows), squeeze=False)
+    fig, axes = panel_grid(len(tasks), ncols=3, size=(2.8, 2.3))
     colors = {}
-    for ax, task in zip(axes.flat, tasks):
+    for i, (ax, task) in enumerate(zip(axes, tasks)):
         for (title, model, k), (params, values) in sorted(points[task].items(), key=lambda kv: kv[1][0]):
             label = f"{title} · {model} · K={k}"
             color = colors.setdefault(label, f"C{len(colors) % 10}")
             mean = 100 * sum(values) / len(values)
             std = 100 * (sum((v - mean / 100) ** 2 for v in values) / len(values)) ** 0.5
-            ax.errorbar([params], [mean], yerr=[std], marker="o", capsize=3, color=color, label=label)
-            ax.scatter([params] * len(values), [100 * v for v in values], s=9, color="black", alpha=0.6, zorder=3)
+            ax.errorbar([params], [mean], yerr=[std], marker="o", markersize=4, capsize=2, color=color, label=label)
+            ax.scatter([params] * len(values), [100 * v for v in values], s=6, color="black", alpha=0.6, zorder=3)
         ax.set_xscale("log")
-        ax.set_title(titles[task])
-        ax.set_xlabel("trainable parameters")
+        ax.set_title(titles[task], fontsize=8)
+        ax.set_xlabel("trainable parameters", fontsize=7)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.set_visible(False)
-    axes.flat[0].set_ylabel("test metric (%), mean ± std; dots: seeds")
-    legend = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), fontsize=8, loc="lower center", ncol=min(2, len(legend)),
-               bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout()
+        if i % 3 == 0:
+            ax.set_ylabel("test metric (%), mean ± std; dots: seeds", fontsize=7)
+    shared_legend(fig, axes)
     return fig

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fewtune.report.figures import pyplot, save_figure
+from fewtune.report.figures import PANEL_COLUMNS, panel_grid, save_figure, shared_legend
 from fewtune.report.params import params_accuracy_figure
 
 BAR_CHART = "bar_chart.png"
@@ -42,46 +42,40 @@ def bar_chart(table, path: Path, dots: bool = True) -> Path:
 
 
 def bar_chart_figure(table, dots: bool = True):
-    """Grouped bars: one group per task, one bar per table row, std as error bars; paper rows
-    hatched. ``dots``: each seed's own result as a dot on its bar, so the spread is visible."""
-    import pandas as pd
-
-    plt = pyplot()
-    labels = [_label(row) for row in table.rows]
-    columns = [table.column(t) for t in table.tasks]
-
-    def frame(value) -> pd.DataFrame:
-        return pd.DataFrame(
-            {label: [value(row.cells.get(t)) for t in table.tasks] for label, row in zip(labels, table.rows)},
-            index=columns,
-        )
-
-    means = frame(lambda cell: None if cell is None else 100 * cell.mean)
-    # NaN, not 0, where there is no std: no error bar is drawn (0 drew a cap at y=0 for a missing cell)
-    stds = frame(lambda cell: float("nan") if cell is None or cell.std is None else 100 * cell.std)
-    width = max(6.0, 1.1 * len(table.tasks) * max(1, len(table.rows)) ** 0.5 + 2)
-    fig, ax = plt.subplots(figsize=(width, 4.5))
-    means.plot.bar(ax=ax, yerr=stds, capsize=3, rot=0, width=0.8, error_kw={"elinewidth": 1}, color=_colors(table.rows))
-    from matplotlib.container import BarContainer
-
-    bars = [c for c in ax.containers if isinstance(c, BarContainer)]  # the error bars are containers too
-    for container, row in zip(bars, table.rows):
-        if row.paper:
-            for bar in container:
-                bar.set_hatch("//")
-        elif dots:
-            _seed_dots(ax, container, [row.cells.get(t) for t in table.tasks])
+    """Small multiples: one panel per task, in it one bar per table row (the same colour in every
+    panel), std as error bars, paper rows hatched. ``dots``: each seed's own result as a dot on
+    its bar, so the spread is visible. Each panel has its own y-axis, as metrics differ (MCC)."""
+    colors = _colors(table.rows)
+    fig, axes = panel_grid(len(table.tasks))
+    for i, (ax, task) in enumerate(zip(axes, table.tasks)):
+        lows = [0.0]
+        for x, (row, color) in enumerate(zip(table.rows, colors)):
+            cell = row.cells.get(task)
+            if cell is None:
+                continue
+            mean, std = 100 * cell.mean, None if cell.std is None else 100 * cell.std
+            bars = ax.bar(x, mean, width=0.8, color=color, label=_label(row), hatch="//" if row.paper else None,
+                          yerr=std, capsize=2, error_kw={"elinewidth": 1})
+            values = [] if row.paper else [100 * v for v in cell.values]
+            lows += [mean - (std or 0.0), *values]
+            if dots and not row.paper:
+                _seed_dots(ax, bars, [cell])
+        ax.set_title(table.column(task), fontsize=8)
+        ax.set_xticks([])
+        ax.set_xlim(-0.6, len(table.rows) - 0.4)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        if min(lows) < 0:  # MCC can be negative: room below zero for the bars and dots
+            ax.set_ylim(bottom=min(lows) - 5)
+        if i % PANEL_COLUMNS == 0:
+            ax.set_ylabel("test metric (%)", fontsize=7)
+    seeds = "one dot per seed"
     if dots and any(len(getattr(c, "values", ())) > 1 for row in table.rows for c in row.cells.values()):
-        ax.scatter([], [], s=9, color="black", label="one dot per seed")  # the legend's entry
+        axes[0].scatter([], [], s=9, color="black", label=seeds)  # the legend's entry
     if table.has_paper:
-        ax.set_title("hatched: LM-BFF (Gao, Fisch and Chen, ACL 2021), Table 3", fontsize=9)
-    ax.set_ylabel("test metric (%), mean ± std over seeds")
-    ax.set_ylim(bottom=min(0.0, float(means.min().min()) - 5) if means.notna().any().any() else 0)
-    handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: labels[i] == "one dot per seed")  # the bars first
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8, loc="upper left",
-              bbox_to_anchor=(1.0, 1.0))
-    ax.grid(axis="y", alpha=0.3)
+        fig.suptitle("mean ± std over seeds; hatched: LM-BFF (Gao, Fisch and Chen, ACL 2021), Table 3",
+                     fontsize=8)
+    shared_legend(fig, axes, first=(seeds,))
     return fig
 
 
@@ -93,7 +87,7 @@ def _seed_dots(ax, bars, cells) -> None:
             continue
         left, width = bar.get_x(), bar.get_width()
         xs = [left + width * (0.25 + 0.5 * i / (len(values) - 1)) for i in range(len(values))]
-        ax.scatter(xs, [100 * v for v in values], s=9, color="black", alpha=0.75, zorder=3, linewidths=0)
+        ax.scatter(xs, [100 * v for v in values], s=6, color="black", alpha=0.75, zorder=3, linewidths=0)
 
 
 def learning_curve(table, path: Path) -> Path | None:
@@ -104,41 +98,31 @@ def learning_curve(table, path: Path) -> Path | None:
 
 def learning_curve_figure(table):
     """Test metric against K, one line per method and backbone, one panel per task; None if one K."""
-    plt = pyplot()
     ours = [row for row in table.rows if not row.paper]
     ks = sorted({int(row.k) for row in ours})
     if len(ks) < 2:
         return None
-    n = len(table.tasks)
-    ncols = min(n, 4)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
+    fig, axes = panel_grid(len(table.tasks), size=(2.1, 2.1))
     lines = {}
     for row in ours:
         lines.setdefault((row.title, row.model), []).append(row)
-    for ax, task in zip(axes.flat, table.tasks):
+    for i, (ax, task) in enumerate(zip(axes, table.tasks)):
         for (title, model), rows in lines.items():
             points = sorted((int(r.k), r.cells[task]) for r in rows if task in r.cells)
             if points:
                 x = [k for k, _ in points]
                 y = [100 * c.mean for _, c in points]
                 err = [100 * (c.std or 0.0) for _, c in points]
-                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{title} · {model}")
+                ax.errorbar(x, y, yerr=err, marker="o", markersize=3, capsize=2, label=f"{title} · {model}")
         ax.set_xscale("log", base=2)
         ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set_title(table.column(task))
-        ax.set_xlabel("K (examples per label)")
+        ax.set_title(table.column(task), fontsize=8)
+        ax.set_xlabel("K (examples per label)", fontsize=7)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    axes.flat[0].set_ylabel("test metric (%), mean ± std")
-    legend = {}  # one entry per line, from whichever panel has it
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), fontsize=8, loc="lower center", ncol=min(3, max(1, len(legend))),
-               bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout()
+        if i % PANEL_COLUMNS == 0:
+            ax.set_ylabel("test metric (%), mean ± std", fontsize=7)
+    shared_legend(fig, axes)
     return fig
 
 
