@@ -316,3 +316,58 @@ def test_every_module_is_in_the_api_reference():
     missing = sorted(modules - documented)
     assert not missing, f"modules with no API page (add them to docs/api/*.md): {missing}"
     assert not documented - modules, f"API pages name modules that do not exist: {documented - modules}"
+
+
+# Files the docs name that are not this project's: LM-BFF's sampler script, the data's checksums.
+ELSEWHERE = {"tools/generate_k_shot_data.py", "checksums/lm-bff-k-shot.md5"}
+
+
+def _named_files(path):
+    """`data/encoding.py`, `src/fewtune/resume.py`, `conf/trainer/ddp.yaml`, `tests/test_x.py::test`."""
+    for snippet in snippets(path):
+        code = snippet.code.split("::")[0].split(":")[0].strip()
+        if snippet.fenced or "<" in code or " " in code or code in ELSEWHERE or code.startswith("."):
+            continue
+        if re.fullmatch(r"[\w./-]+\.(py|yaml|ipynb|json|md5)", code):
+            yield snippet.where, code
+
+
+def _exists(name: str) -> bool:
+    src = ROOT / "src" / "fewtune"
+    if "/" not in name:  # a bare file name: anywhere in the package, the tests or conf
+        return any(base.rglob(name) for base in (src, ROOT / "tests", ROOT / "conf", ROOT / "notebooks"))
+    relative = name.removeprefix("src/").removeprefix("fewtune/")
+    return (ROOT / name).exists() or (src / relative).exists()
+
+
+def test_files_the_docs_name_exist():
+    """A module that moved takes its mentions with it: every file named in inline code exists."""
+    missing = [f"{where}: {name}" for path in DOCS for where, name in _named_files(path) if not _exists(name)]
+    assert not missing, "the docs name files that do not exist:\n" + "\n".join(missing)
+
+
+def _imports(name: str) -> bool:
+    """``fewtune.a.b.c``: the longest prefix that is a module imports, and the rest are attributes."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[i:]:
+            obj = getattr(obj, attribute, None)
+        return obj is not None
+    return False
+
+
+def test_modules_the_docs_name_import():
+    """`fewtune.x.y` (a module, or a name in one) in inline code still imports."""
+    names = [
+        (s.where, s.code.strip())
+        for path in DOCS
+        for s in snippets(path)
+        if not s.fenced and re.fullmatch(r"fewtune(\.\w+)+", s.code.strip())
+    ]
+    assert names
+    missing = [f"{where}: {name}" for where, name in names if not _imports(name)]
+    assert not missing, "the docs name modules that do not import:\n" + "\n".join(missing)
