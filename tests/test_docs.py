@@ -315,7 +315,9 @@ def test_every_module_is_in_the_api_reference():
             modules.add(".".join(parts))
     missing = sorted(modules - documented)
     assert not missing, f"modules with no API page (add them to docs/api/*.md): {missing}"
-    assert not documented - modules, f"API pages name modules that do not exist: {documented - modules}"
+    assert not documented - modules, (
+        f"API pages name modules that do not exist: {documented - modules}"
+    )
 
 
 # Files the docs name that are not this project's: LM-BFF's sampler script, the data's checksums.
@@ -326,7 +328,13 @@ def _named_files(path):
     """`data/encoding.py`, `src/fewtune/resume.py`, `conf/trainer/ddp.yaml`, `tests/test_x.py::test`."""
     for snippet in snippets(path):
         code = snippet.code.split("::")[0].split(":")[0].strip()
-        if snippet.fenced or "<" in code or " " in code or code in ELSEWHERE or code.startswith("."):
+        if (
+            snippet.fenced
+            or "<" in code
+            or " " in code
+            or code in ELSEWHERE
+            or code.startswith(".")
+        ):
             continue
         if re.fullmatch(r"[\w./-]+\.(py|yaml|ipynb|json|md5)", code):
             yield snippet.where, code
@@ -334,15 +342,23 @@ def _named_files(path):
 
 def _exists(name: str) -> bool:
     src = ROOT / "src" / "fewtune"
-    if "/" not in name:  # a bare file name: anywhere in the package, the tests or conf
-        return any(base.rglob(name) for base in (src, ROOT / "tests", ROOT / "conf", ROOT / "notebooks"))
+    if "/" not in name:  # a bare module name: anywhere in the package or the tests
+        # (bare .json/.yaml names are files of a run's folder: metrics.json, overrides.yaml)
+        return not name.endswith(".py") or any(
+            any(base.rglob(name)) for base in (src, ROOT / "tests")
+        )
     relative = name.removeprefix("src/").removeprefix("fewtune/")
     return (ROOT / name).exists() or (src / relative).exists()
 
 
 def test_files_the_docs_name_exist():
     """A module that moved takes its mentions with it: every file named in inline code exists."""
-    missing = [f"{where}: {name}" for path in DOCS for where, name in _named_files(path) if not _exists(name)]
+    missing = [
+        f"{where}: {name}"
+        for path in DOCS
+        for where, name in _named_files(path)
+        if not _exists(name)
+    ]
     assert not missing, "the docs name files that do not exist:\n" + "\n".join(missing)
 
 
