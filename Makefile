@@ -47,7 +47,7 @@ lint: install
 
 # The documentation site; --strict turns a broken link or a page missing from the nav into an error.
 docs: install
-	$(BIN)/mkdocs build --strict --quiet --site-dir outputs/site
+	$(BIN)/mkdocs build --strict --site-dir outputs/site
 
 # Re-resolve every dependency to its newest allowed release in a scratch venv and write the lock.
 LOCK_VENV := outputs/lock-venv
