@@ -21,6 +21,7 @@ from contextlib import redirect_stdout
 from glob import glob
 
 import pytest
+
 from doc_commands import (
     PLACEHOLDER,
     ROOT,
