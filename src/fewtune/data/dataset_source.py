@@ -18,9 +18,9 @@ line naming its file and line rather than a row read wrongly. Each example becom
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from fewtune.data.text_files import check_file

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 from fewtune.errors import FewtuneError
 
