@@ -85,6 +85,7 @@ def _load(task, entry: Mapping[str, Any], base: Path | None, key: str) -> tuple[
     """({split name: Dataset}, a name for messages)."""
     import datasets
 
+    datasets.disable_progress_bars()  # the sampler prints one line per split written
     path = entry.get("path")
     if path is None:
         files = {split: entry[split] for split in ("train", "test") if isinstance(entry.get(split), str)}

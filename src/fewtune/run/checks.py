@@ -100,8 +100,8 @@ def _overlap(train: list[Example], test: list[Example], path: Path) -> None:
     shared = sum(tuple(sorted(ex.fields.items())) in seen for ex in test)
     if shared:
         _warn_once(
-            f"{shared} of the {len(test)} test examples in {path} are also training examples: the test score "
-            "overstates what the model learned; remove them from the test set"
+            f"{shared} of the {len(test)} test examples in {path} are also training examples (the same text): "
+            "the test score counts them as unseen; remove them from the test set unless that is intended"
         )
 
 
