@@ -154,7 +154,7 @@ def csv_pool(task: TaskSpec, train: Path, test: Path) -> Pool:
             "header as a 'dataset' entry instead (docs/custom-tasks.md)"
         )
     for path in (train, test):  # pandas would read a broken row silently
-        check_file(path, "csv")
+        check_file(path, "csv", header=False)
     column = task.splits["train"].columns["label"]
     rows = pd.read_csv(train, header=None).values.tolist()
     labels = [_group(task, str(row[column]), None, f"{train} row {i + 1}") for i, row in enumerate(rows)]

@@ -97,9 +97,11 @@ def json_lines(text: str, path: Path) -> Iterator[tuple[int, dict]]:
         yield line_no, value
 
 
-def check_file(path: Path, fmt: str) -> None:
-    """Read a whole CSV, TSV or JSON Lines file once, strictly, for its problems."""
+def check_file(path: Path, fmt: str, header: bool = True) -> None:
+    """Read a whole CSV, TSV or JSON Lines file once, strictly, for its problems; a file without
+    examples is one too."""
     text = read_text(path)
     rows = json_lines(text, path) if fmt == "jsonl" else table_rows(text, path, fmt)
-    for _ in rows:
-        pass
+    if sum(1 for _ in rows) <= (header and fmt != "jsonl"):
+        only = " (only its header)" if header and fmt != "jsonl" and text.strip() else ""
+        raise FewtuneError(f"{path}: no examples in this file{only}; give it labelled rows")

@@ -90,7 +90,8 @@ def _empty_fields(task: TaskSpec, examples: list[Example], path: Path) -> None:
         if empty:
             shown = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
             _warn_once(
-                f"{path}: field '{field}' is empty in {len(empty)} of {len(examples)} rows (line {shown}): "
+                f"{path}: field '{field}' is empty in {len(empty)} of {len(examples)} rows "
+                f"(line{'s' if len(empty) > 1 else ''} {shown}): "
                 "the template gets no text there; fill or remove them"
             )
 
