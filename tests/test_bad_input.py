@@ -296,7 +296,7 @@ def test_the_sampler_on_a_users_csv(tmp_path):
     assert error(b"review,sentiment\n") == f"{train}: no examples in this file (only its header); give it labelled rows"
     assert error(b"review,sentiment\na,positive\nb,neutral\n") == (
         f"{train}, {data / 'reviews_test.csv'} train row 2: label 'neutral' is not one of task 'reviews' labels "
-        "['negative', 'positive']; check the task's 'columns' and 'original' entries"
+        "['negative', 'positive']; check the task's 'labels', 'columns' and 'dataset' entries"
     )
     assert not (tmp_path / "out").exists()
 
@@ -388,6 +388,19 @@ def test_cli_output_folder_under_a_file(key, tmp_path):
         f"error: {key}={blocker}/run: {blocker} is a file, not a folder; give {key}=<a folder you can write to>"
     )
     assert result.returncode == 1
+
+
+def test_an_output_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch):
+    """As root (CI containers) every folder is writable: a read-only disk is simulated."""
+    from fewtune.jobs import folders
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    assert folders.folder_problem(tmp_path / "a" / "run") is None
+    monkeypatch.setattr(folders.tempfile, "TemporaryFile", read_only)
+    assert folders.folder_problem(tmp_path / "a" / "run") == f"cannot write in {tmp_path} (Read-only file system)"
+    assert not (tmp_path / "a").exists()  # the check makes nothing
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any folder")

@@ -185,3 +185,13 @@ def test_every_command_finds_a_task_in_a_user_config_folder(tmp_path, monkeypatc
     from fewtune.playground import compose_config as playground_config
 
     assert playground_config("reviews", "hf").task.dataset.train == "reviews.csv"
+
+
+def test_search_words_takes_config_dir(tmp_path, monkeypatch):
+    from fewtune.config import use_config_dirs
+
+    monkeypatch.setenv("FEWTUNE_CONFIG_DIR", "/elsewhere")
+    assert use_config_dirs(["task=x", "--config-dir", str(tmp_path), "k=4"]) == ["task=x", "k=4"]
+    assert os.environ["FEWTUNE_CONFIG_DIR"] == f"{tmp_path}{os.pathsep}/elsewhere"
+    with pytest.raises(SystemExit, match="--config-dir '/nowhere' is not a folder"):
+        use_config_dirs(["--config-dir=/nowhere"])

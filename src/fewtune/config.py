@@ -141,3 +141,25 @@ def config_options(group: str, config_dirs: list[str | Path] = ()) -> list[str]:
     """The config names of a group (task, model, ...) in conf/ and the user's config folders."""
     folders = [CONF_DIR, *(Path(d).expanduser() for d in config_dirs), *user_config_dirs()]
     return sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
+
+
+def use_config_dirs(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--config-dir <folder>`` (or ``--config-dir=<folder>``) options, whose
+    folders go first in FEWTUNE_CONFIG_DIR for this process: for commands that compose the run
+    config themselves (fewtune.search_words)."""
+    rest, folders = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config-dir":
+            folders.append(next(args, ""))
+        elif arg.startswith("--config-dir="):
+            folders.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    if folders:
+        missing = [f for f in folders if not Path(f).expanduser().is_dir()]
+        if missing:
+            raise SystemExit(f"error: --config-dir {missing[0]!r} is not a folder; give the folder that holds task/, ...")
+        before = os.environ.get(CONFIG_DIR_ENV)
+        os.environ[CONFIG_DIR_ENV] = os.pathsep.join([*folders, *([before] if before else [])])
+    return rest

@@ -31,6 +31,9 @@ def main(argv: list[str]) -> None:
     from fewtune.run.results import METRICS_FILE
     from fewtune.words.searched import results_folder
 
+    from fewtune.config import use_config_dirs
+
+    argv = use_config_dirs(argv)  # --config-dir <folder>: as for fewtune.train
     settings, overrides = dict(DEFAULTS), []
     for arg in argv:
         key, _, value = arg.partition("=")

@@ -79,7 +79,7 @@ def load_pool(task: TaskSpec, cfg: Mapping[str, Any], source: Path, use_hub: boo
                 f"task '{task.name}' names no {'hub dataset' if use_hub else 'data to sample from'}: add "
                 f"{'a hub' if use_hub else 'a dataset'} entry to its config (see docs/custom-tasks.md)"
             )
-        return records_pool(task, load_records(task, hub, None, hub=True), hub.get("group_threshold"))
+        return records_pool(task, load_records(task, hub, None, hub=True), hub.get("group_threshold"), "hub")
     folder = Path(source) / original["dir"]
     if not folder.is_dir():
         hint = " or --hub to use its Hugging Face dataset" if hub else ""
@@ -107,7 +107,7 @@ def _label_column(task: TaskSpec, header: list[str], path: Path) -> int:
     return names.index(column)
 
 
-def _group(task: TaskSpec, value: str, threshold: float | None, where: str) -> str:
+def _group(task: TaskSpec, value: str, threshold: float | None, where: str, entry: str = "original") -> str:
     """The row's group in the balanced sampling: its label, or for a score its bin."""
     if task.regression:
         # LM-BFF's STS-B: scores below 2.5 (the middle of [0, 5]) in one group, the rest in the other.
@@ -118,7 +118,7 @@ def _group(task: TaskSpec, value: str, threshold: float | None, where: str) -> s
             raise FewtuneError(f"{where}: score '{value}' is not a number; check the task's 'columns'") from None
     problem = task.label_problem(value)
     if problem:
-        raise FewtuneError(f"{where}: {problem}; check the task's 'columns' and 'original' entries")
+        raise FewtuneError(f"{where}: {problem}; check the task's 'labels', 'columns' and '{entry}' entries")
     return value
 
 
@@ -223,9 +223,9 @@ def _csv_line(cells: list[str]) -> str:
     return buf.getvalue()
 
 
-def records_pool(task: TaskSpec, records: Records, threshold: float | None = None) -> Pool:
+def records_pool(task: TaskSpec, records: Records, threshold: float | None = None, entry: str = "dataset") -> Pool:
     """A dataset's train and test records, written in the task's own formats."""
-    groups = [_group(task, r["label"], threshold, where) for r, where in zip(records.train, records.where)]
+    groups = [_group(task, r["label"], threshold, where, entry) for r, where in zip(records.train, records.where)]
     header, rows = _render_records(records.train, task.splits["train"])
     test_split = task.splits["test"]
     test_header, test_rows = _render_records(records.test, test_split)
