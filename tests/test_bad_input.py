@@ -295,7 +295,7 @@ def test_the_sampler_on_a_users_csv(tmp_path):
     )
     assert error(b"review,sentiment\n") == f"{train}: no examples in this file (only its header); give it labelled rows"
     assert error(b"review,sentiment\na,positive\nb,neutral\n") == (
-        f"{train}, {data / 'reviews_test.csv'} train row 2: label 'neutral' is not one of task 'reviews' labels "
+        f"{train} row 2: label 'neutral' is not one of task 'reviews' labels "
         "['negative', 'positive']; check the task's 'labels', 'columns' and 'dataset' entries"
     )
     assert not (tmp_path / "out").exists()

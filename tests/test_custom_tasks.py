@@ -195,3 +195,46 @@ def test_search_words_takes_config_dir(tmp_path, monkeypatch):
     assert os.environ["FEWTUNE_CONFIG_DIR"] == f"{tmp_path}{os.pathsep}/elsewhere"
     with pytest.raises(SystemExit, match="--config-dir '/nowhere' is not a folder"):
         use_config_dirs(["--config-dir=/nowhere"])
+
+
+def test_dataset_entries_of_every_kind(tmp_path):
+    """test_size, a ClassLabel's names, a folder of data files, a TSV whose text holds quotes."""
+    import datasets
+    from omegaconf import OmegaConf
+
+    from fewtune.data.tasks import TaskSpec
+    from fewtune.sample import sample_task
+
+    base = OmegaConf.to_container(OmegaConf.create(REVIEWS_YAML))
+    rows = reviews(20)
+    data = tmp_path / "data"
+    (data / "folder").mkdir(parents=True)
+
+    def sampled(entry: dict, name: str) -> list:
+        cfg = {**base, "name": name, "dataset": entry}
+        sample_task(cfg, tmp_path / "out", [4], [13], data)
+        spec = TaskSpec.from_config(cfg)
+        folder = spec.split_dir(tmp_path / "out", 4, 13)
+        return [spec.read_split(folder, split) for split in ("train", "dev", "test")]
+
+    with open(data / "all.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["id", "review", "sentiment"])
+        writer.writeheader()
+        writer.writerows(rows)
+    train, dev, test = sampled({"train": "all.csv", "test_size": 0.25}, "held-out")
+    assert len(test) == 10 and len(train) == len(dev) == 8
+    assert not {ex.fields["text"] for ex in test} & {ex.fields["text"] for ex in train + dev}
+
+    features = datasets.Features({"review": datasets.Value("string"), "sentiment": datasets.ClassLabel(
+        names=["negative", "positive"])})
+    as_classes = [{"review": r["review"], "sentiment": int(r["sentiment"] == "positive")} for r in rows]
+    datasets.Dataset.from_list(as_classes, features=features).save_to_disk(str(data / "single"))
+    train, _, test = sampled({"path": "single", "test_size": 0.2}, "class-names")
+    assert {ex.label for ex in train} == {"negative", "positive"}
+
+    for split, part in (("train", rows), ("test", rows[:4])):
+        (data / "folder" / f"{split}.tsv").write_text(
+            "review\tsentiment\n" + "".join(f"{r['review']} \"so\" \"quoted\"\t{r['sentiment']}\n" for r in part)
+        )
+    train, _, test = sampled({"path": "folder"}, "tsv-folder")
+    assert len(test) == 4 and all('"so" "quoted"' in ex.fields["text"] for ex in train)

@@ -55,6 +55,7 @@ def load_records(task, entry: Mapping[str, Any], base: Path | None, hub: bool = 
         raise FewtuneError(f"task '{task.name}': unknown key(s) {unknown} in '{key}'; the keys are {list(KEYS)}")
     splits, source = _load(task, entry, base, key)
     names = _column_names(task, entry)
+    files = entry.get("path") is None  # train and test are files: messages name the file
     # With data files, train and test name the files, loaded as the splits "train" and "test".
     split_name = (lambda split: split) if entry.get("path") is None else (lambda split: entry.get(split, split))
     train = _split(splits, split_name("train"), source, task, "train")
@@ -67,8 +68,12 @@ def load_records(task, entry: Mapping[str, Any], base: Path | None, hub: bool = 
     else:
         test = _split(splits, split_name("test"), source, task, "test")
     label_map = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
-    train_records, where = _records(task, train, names, label_map, source, "train")
-    test_records, _ = _records(task, test, names, label_map, source, "test")
+    places = {split: str(_local(base, entry[split])) if files and split in entry else f"{source} {split}"
+              for split in ("train", "test")}
+    if "test" not in entry and entry.get("test_size") is not None:  # rows shuffled: no file order
+        places = {split: f"{source} {split} part of test_size={entry['test_size']}" for split in places}
+    train_records, where = _records(task, train, names, label_map, source, places["train"])
+    test_records, _ = _records(task, test, names, label_map, source, places["test"])
     return Records(train_records, test_records, where, source)
 
 
@@ -175,7 +180,7 @@ def _split(splits: Mapping[str, Any], name: str, source: str, task, which: str):
     return dataset
 
 
-def _records(task, dataset, names: dict[str, str], label_map: dict[str, str], source: str, split: str):
+def _records(task, dataset, names: dict[str, str], label_map: dict[str, str], source: str, place: str):
     """({field: text, "label": label} per example, each one's place); whitespace runs become one
     space, since a TSV cell holds no tab or line break."""
     missing = [c for c in names.values() if c not in dataset.column_names]
@@ -194,7 +199,7 @@ def _records(task, dataset, names: dict[str, str], label_map: dict[str, str], so
         out = {f: " ".join(str(record[names[f]] if record[names[f]] is not None else "").split()) for f in task.text_fields}
         out["label"] = label_map.get(text, text)
         records.append(out)
-        where.append(f"{source} {split} row {i + 1}")
+        where.append(f"{place} row {i + 1}")
     return records, where
 
 
