@@ -22,7 +22,8 @@ import pytest
 
 from conftest import compose_cfg, tiny_overrides, write_sst2_split
 from fewtune.errors import FewtuneError
-from fewtune.train import build, train
+from fewtune.run.build import build
+from fewtune.train import train
 
 SPLIT = Path("k-shot") / "SST-2" / "4-13"
 

@@ -182,7 +182,7 @@ def test_every_command_finds_a_task_in_a_user_config_folder(tmp_path, monkeypatc
     assert compose_config(["task=reviews"], [conf]).task.name == "reviews"
     monkeypatch.setenv("FEWTUNE_CONFIG_DIR", f"{tmp_path / 'missing'}{os.pathsep}{conf}")
     assert compose_config(["task=reviews-jsonl"]).task.format == "jsonl"
-    from fewtune.playground import compose_config as playground_config
+    from fewtune.scoring.playground import compose_config as playground_config
 
     assert playground_config("reviews", "hf").task.dataset.train == "reviews.csv"
 

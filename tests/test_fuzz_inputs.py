@@ -20,7 +20,7 @@ from fewtune.data.encoding import PlainEncoder, PromptEncoder
 from fewtune.data.prompts import Template, Verbalizer
 from fewtune.data.tasks import Example, SplitFile, TaskSpec, read_examples
 from fewtune.errors import FewtuneError
-from fewtune.originals import records_pool
+from fewtune.data.originals import records_pool
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from fewtune.config import CONF_ROOT, compose_config, config_options
+from fewtune.data.originals import Pool, load_pool
 from fewtune.data.tasks import TaskSpec
 from fewtune.errors import FewtuneError
-from fewtune.data.originals import Pool, load_pool
 from fewtune.jobs.atomic import write_file_atomic
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)
