@@ -13,7 +13,7 @@
 
 Local files are read strictly first (fewtune/data/text_files.py), so that a broken row is one
 line naming its file and line rather than a row read wrongly. Each example becomes a record
-{task field: text, "label": task label}; fewtune/originals.py writes them as K-shot files.
+{task field: text, "label": task label}; fewtune/data/originals.py writes them as K-shot files.
 """
 
 from __future__ import annotations
