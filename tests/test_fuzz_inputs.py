@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from conftest import task_config
 from fewtune.data.dataset_source import Records
 from fewtune.data.encoding import PlainEncoder, PromptEncoder
-from fewtune.data.prompts import Template, Verbalizer
+from fewtune.data.prompts import Template
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example, SplitFile, TaskSpec, read_examples
 from fewtune.errors import FewtuneError
 from fewtune.data.originals import records_pool
