@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fewtune.errors import FewtuneError
 from fewtune.run.reload import load_run_weights, run_config
-from fewtune.run.results import METRICS_FILE
+from fewtune.run.results import METRICS_FILE, read_json_object
 
 log = logging.getLogger("fewtune")
 
@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(test, indent=2, sort_keys=True))
     saved = args.run_dir / METRICS_FILE
     if saved.is_file():
-        before = json.loads(saved.read_text()).get("test")
+        try:
+            before = read_json_object(saved, "nothing to compare with").get("test")
+        except FewtuneError as err:
+            print(f"note: {err}", file=sys.stderr)
+            return
         same = before == test
         print(f"{'equal to' if same else 'DIFFERENT from'} the test metrics in {saved}", file=sys.stderr)
 

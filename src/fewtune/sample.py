@@ -24,10 +24,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from fewtune.config import CONF_DIR, PROJECT_ROOT
+from fewtune.config import CONF_ROOT, compose_config, config_options
+from fewtune.data.originals import Pool, load_pool
 from fewtune.data.tasks import TaskSpec
 from fewtune.errors import FewtuneError
-from fewtune.data.originals import Pool, load_pool
 from fewtune.jobs.atomic import write_file_atomic
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)
@@ -35,16 +35,26 @@ DEV_PER_K = {"k-shot": 1, "k-shot-10x": 10}
 
 
 def default_source() -> Path:
-    data_dir = os.environ.get("FEWTUNE_DATA_DIR") or PROJECT_ROOT.parent / "shared" / "data"
+    data_dir = os.environ.get("FEWTUNE_DATA_DIR") or CONF_ROOT.parent / "shared" / "data"
     return Path(data_dir) / "original"
 
 
-def task_config(name: str) -> dict:
-    path = CONF_DIR / "task" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
-        raise FewtuneError(f"no task '{name}' (conf/task/{name}.yaml); tasks: {', '.join(known)}")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+def task_config(name: str, config_dirs: list[Path] = ()) -> dict:
+    """The task's config as ``python -m fewtune.train task=<name>`` finds it: conf/task/ or a user's
+    config folder (FEWTUNE_CONFIG_DIR, --config-dir)."""
+    from hydra.errors import MissingConfigException
+
+    known = config_options("task", config_dirs)
+    if name not in known:
+        raise FewtuneError(
+            f"no task '{name}' in conf/task/ or the user config folders (FEWTUNE_CONFIG_DIR, --config-dir); "
+            f"tasks: {', '.join(known)}"
+        )
+    try:
+        cfg = compose_config([f"task={name}"], config_dirs)
+    except MissingConfigException as err:  # the search path changed in between
+        raise FewtuneError(str(err).splitlines()[0]) from None
+    return OmegaConf.to_container(cfg.task, resolve=True)
 
 
 def check_sizes(task: TaskSpec, pool: Pool, k: int, dev_per_k: int) -> list[str]:
@@ -122,6 +132,9 @@ def sample_task(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fewtune.sample", description=__doc__.split("\n")[0])
     parser.add_argument("tasks", nargs="+", help="task config names (conf/task/<name>.yaml), e.g. sst2 sst5 trec")
+    parser.add_argument(
+        "--config-dir", type=Path, action="append", default=[], help="a folder of your own configs (task/<name>.yaml)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="writes <out>/k-shot/<TASK>/<K>-<seed>/")
     parser.add_argument("--k", type=int, nargs="+", default=[16], help="examples per label in train (and dev)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(LMBFF_SEEDS), help="LM-BFF's by default")
@@ -132,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     source = args.source or default_source()
     try:
         for name in args.tasks:
-            for line in sample_task(task_config(name), args.out, args.k, args.seeds, source, args.mode, args.hub):
+            cfg = task_config(name, args.config_dir)
+            for line in sample_task(cfg, args.out, args.k, args.seeds, source, args.mode, args.hub):
                 print(line)
     except FewtuneError as err:
         sys.exit(f"error: {err}")

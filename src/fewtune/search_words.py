@@ -27,10 +27,12 @@ DEFAULTS = {"top_k": 10, "top_n": 10, "finetune": 0, "out": f"{os.environ.get('F
 
 
 def main(argv: list[str]) -> None:
+    from fewtune.config import use_config_dirs
     from fewtune.jobs.atomic import write_json_atomic
     from fewtune.run.results import METRICS_FILE
     from fewtune.words.searched import results_folder
 
+    argv = use_config_dirs(argv)  # --config-dir <folder>: as for fewtune.train
     settings, overrides = dict(DEFAULTS), []
     for arg in argv:
         key, _, value = arg.partition("=")

@@ -11,6 +11,7 @@ user errors into one line and records a failed job in failed.json.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -31,16 +32,25 @@ log = logging.getLogger("fewtune")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from fewtune.jobs import stopped
     from fewtune.run.console import quiet_libraries
     from fewtune.run.distributed import write_json_on_rank_zero
     from fewtune.run.loggers import finish_wandb
 
     quiet_libraries()
     out = Path(cfg.paths.output_dir)
+    stopped.stop_on_sigterm()
     try:
         results = train(cfg)
         return results["test"][cfg.task.metric]
+    except SIGTERMException:
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        message = stopped.stopped_message(out, HydraConfig.get().sweep.dir if multirun else None)
+        write_json_on_rank_zero(out / FAILED_FILE, {"error": message, "stopped_by": "SIGTERM"})
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(stopped.EXIT_CODE) from None
     except FewtuneError as err:
         write_json_on_rank_zero(out / FAILED_FILE, {"error": str(err)})
         if HydraConfig.get().mode == RunMode.MULTIRUN:

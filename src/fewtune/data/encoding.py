@@ -79,6 +79,12 @@ class PromptEncoder:
         ids = self._ids(word, self.template.slot.space)
         if not ids:
             raise FewtuneError(f"label word {word!r} has no tokens in this model's vocabulary; choose another word")
+        unknown = self.tokenizer.unk_token_id
+        if unknown is not None and unknown in ids:  # every word outside the vocabulary would score alike
+            raise FewtuneError(
+                f"label word {word!r} is not in this model's vocabulary (it becomes {self.tokenizer.unk_token}); "
+                "choose a word the model knows"
+            )
         return ids
 
     def word_id(self, word: str) -> int:

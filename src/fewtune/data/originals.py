@@ -1,6 +1,9 @@
 """A task's full data, the pool that ``fewtune.sample`` draws K-shot splits from.
 
-Where it is comes from the task's config (conf/task/<name>.yaml), in one of three forms:
+Where it is comes from the task's config (conf/task/<name>.yaml, or a user's config folder).
+A user's own data (CSV or TSV with a header, JSON Lines, a saved or hub dataset) goes in a
+``dataset`` entry, read with Hugging Face datasets (fewtune/data/dataset_source.py and
+docs/custom-tasks.md). LM-BFF's files use one of three forms:
 
     original:                    # files under --source (default ../shared/data/original)
       dir: SST-2
@@ -29,19 +32,23 @@ pandas reads them), which is what makes its splits reproducible byte for byte.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from fewtune.data.dataset_source import Records, load_records
 from fewtune.data.tasks import TaskSpec
+from fewtune.data.text_files import check_file, text_lines
 from fewtune.errors import FewtuneError
 
 
 @dataclass
 class Pool:
-    format: str  # "tsv": rows are text lines; "csv": rows are lists of cells
+    format: str  # "csv": rows are lists of cells; otherwise rows are text lines
     rows: list
     labels: list[str]  # each row's label: its group in LM-BFF's balanced sampling
     header: list[str]  # lines written before the train and dev rows (a GLUE header)
@@ -50,7 +57,7 @@ class Pool:
 
     def render(self, rows: list) -> str:
         """Rows as a file in the pool's format, written the way LM-BFF's script writes them."""
-        if self.format == "tsv":
+        if self.format != "csv":
             return "".join(self.header) + "".join(rows)
         return csv_text(rows)
 
@@ -63,14 +70,16 @@ def csv_text(rows: list) -> str:
 
 
 def load_pool(task: TaskSpec, cfg: Mapping[str, Any], source: Path, use_hub: bool = False) -> Pool:
-    original, hub = cfg.get("original"), cfg.get("hub")
+    original, hub, dataset = cfg.get("original"), cfg.get("hub"), cfg.get("dataset")
+    if dataset and not use_hub:
+        return records_pool(task, load_records(task, dataset, source), dataset.get("group_threshold"))
     if use_hub or not original:
         if not hub:
             raise FewtuneError(
-                f"task '{task.name}' names no {'hub dataset' if use_hub else 'original data'}: add an "
-                f"'{'hub' if use_hub else 'original'}' entry to conf/task/{task.name}.yaml (see fewtune/data/originals.py)"
+                f"task '{task.name}' names no {'hub dataset' if use_hub else 'data to sample from'}: add "
+                f"{'a hub' if use_hub else 'a dataset'} entry to its config (see docs/custom-tasks.md)"
             )
-        return hub_pool(task, hub)
+        return records_pool(task, load_records(task, hub, None, hub=True), hub.get("group_threshold"), "hub")
     folder = Path(source) / original["dir"]
     if not folder.is_dir():
         hint = " or --hub to use its Hugging Face dataset" if hub else ""
@@ -98,7 +107,7 @@ def _label_column(task: TaskSpec, header: list[str], path: Path) -> int:
     return names.index(column)
 
 
-def _group(task: TaskSpec, value: str, threshold: float | None, where: str) -> str:
+def _group(task: TaskSpec, value: str, threshold: float | None, where: str, entry: str = "original") -> str:
     """The row's group in the balanced sampling: its label, or for a score its bin."""
     if task.regression:
         # LM-BFF's STS-B: scores below 2.5 (the middle of [0, 5]) in one group, the rest in the other.
@@ -109,16 +118,17 @@ def _group(task: TaskSpec, value: str, threshold: float | None, where: str) -> s
             raise FewtuneError(f"{where}: score '{value}' is not a number; check the task's 'columns'") from None
     problem = task.label_problem(value)
     if problem:
-        raise FewtuneError(f"{where}: {problem}; check the task's 'columns' and 'original' entries")
+        raise FewtuneError(f"{where}: {problem}; check the task's 'labels', 'columns' and '{entry}' entries")
     return value
 
 
 def tsv_pool(task: TaskSpec, train: Path, test: Path, threshold: float | None = None) -> Pool:
     """GLUE style: lines as read (header kept apart), label by column, test copied line by line."""
-    with open(train, encoding="utf-8") as f:
-        lines = f.readlines()
+    lines = text_lines(train)
     header, lines = (lines[:1], lines[1:]) if task.header else ([], lines)
     column = _label_column(task, header, train)
+    # A row wider than the header is a tab inside the text, unless the task counts from the end (SNLI's -1).
+    width = len(header[0].split("\t")) if header and column >= 0 else None
     rows, labels = [], []
     for line_no, line in enumerate(lines, start=len(header) + 1):
         if not line.strip():
@@ -126,10 +136,11 @@ def tsv_pool(task: TaskSpec, train: Path, test: Path, threshold: float | None = 
         cells = line.rstrip("\r\n").split("\t")
         if column >= len(cells):
             raise FewtuneError(f"{train} line {line_no}: no column {column} (the label) in {len(cells)} columns")
+        if width is not None and len(cells) != width:
+            raise FewtuneError(f"{train} line {line_no}: {len(cells)} columns where the header has {width} (a tab inside the text? remove it)")
         rows.append(line if line.endswith("\n") else line + "\n")
         labels.append(_group(task, cells[column].strip(), threshold, f"{train} line {line_no}"))
-    with open(test, encoding="utf-8") as f:
-        test_text = "".join(f.readlines())
+    test_text = "".join(text_lines(test))
     return Pool("tsv", rows, labels, header, test_text.encode("utf-8"), str(train))
 
 
@@ -138,7 +149,12 @@ def csv_pool(task: TaskSpec, train: Path, test: Path) -> Pool:
     import pandas as pd
 
     if task.header:
-        raise FewtuneError(f"task '{task.name}': CSV files with a header are not supported; LM-BFF's have none")
+        raise FewtuneError(
+            f"task '{task.name}': 'original' reads LM-BFF's CSV files, which have no header; give a CSV with a "
+            "header as a 'dataset' entry instead (docs/custom-tasks.md)"
+        )
+    for path in (train, test):  # pandas would read a broken row silently
+        check_file(path, "csv", header=False)
     column = task.splits["train"].columns["label"]
     rows = pd.read_csv(train, header=None).values.tolist()
     labels = [_group(task, str(row[column]), None, f"{train} row {i + 1}") for i, row in enumerate(rows)]
@@ -180,13 +196,17 @@ def sentence_files_pool(task: TaskSpec, original: Mapping[str, Any], folder: Pat
 
 
 def _render_records(records: list[dict], source) -> tuple[list[str], list]:
-    """(header lines, rows) of {field: value} records in a split file's format and columns."""
+    """(header lines, rows) of {field: value} records in a split file's format and columns: text
+    lines, or for a CSV without a header lists of cells (written by pandas, as LM-BFF's)."""
     columns = source.columns
     if source.format == "jsonl":
         return [], [json.dumps({columns[f]: v for f, v in r.items()}, ensure_ascii=False) + "\n" for r in records]
     if source.format == "tsv" and source.header:
         header = ["\t".join(columns.values()) + "\n"]
         return header, ["\t".join(r.get(f, "") for f in columns) + "\n" for r in records]
+    if source.format == "csv" and source.header:
+        lines = [_csv_line(list(columns.values()))]
+        return lines[:1], [_csv_line([r.get(f, "") for f in columns]) for r in records]
     width = max(columns.values()) + 1  # columns by index, blanks between them (CoLA's)
     rows = []
     for r in records:
@@ -197,41 +217,19 @@ def _render_records(records: list[dict], source) -> tuple[list[str], list]:
     return [], rows
 
 
-def hub_pool(task: TaskSpec, hub: Mapping[str, Any]) -> Pool:
-    """A Hugging Face dataset's train and test splits, written in the task's own formats."""
-    from datasets import load_dataset
+def _csv_line(cells: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(cells)
+    return buf.getvalue()
 
-    try:
-        data = load_dataset(hub["path"], hub.get("name"))
-    except Exception as err:  # offline, unknown id, ...: one line that names the dataset
-        raise FewtuneError(f"task '{task.name}': cannot load hub dataset '{hub['path']}': {err}") from None
-    source = f"{hub['path']}" + (f" ({hub['name']})" if hub.get("name") else "")
-    names = {f: (hub.get("columns") or {}).get(f, f) for f in (*task.text_fields, "label")}
-    label_map = {str(k): str(v) for k, v in (hub.get("labels") or {}).items()}
 
-    def records(split: str) -> tuple[list[dict], list[str]]:
-        """{task field: text} per example, and each one's group."""
-        if split not in data:
-            raise FewtuneError(f"hub dataset {source} has no split '{split}' (it has {list(data)})")
-        dataset = data[split]
-        missing = [c for c in names.values() if c not in dataset.column_names]
-        if missing:
-            raise FewtuneError(
-                f"hub dataset {source} has no column(s) {missing} (it has {dataset.column_names}); "
-                f"map task fields to its columns with hub.columns in conf/task/{task.name}.yaml"
-            )
-        out, groups = [], []
-        for i, record in enumerate(dataset):
-            value = str(record[names["label"]])
-            label = label_map.get(value, value)
-            groups.append(_group(task, label, hub.get("group_threshold"), f"hub dataset {source} {split} row {i}"))
-            # TSV cells cannot hold tabs or line breaks: whitespace becomes single spaces.
-            out.append({**{f: " ".join(str(record[names[f]]).split()) for f in task.text_fields}, "label": label})
-        return out, groups
-
-    train, groups = records(hub.get("train", "train"))
-    header, rows = _render_records(train, task.splits["train"])
+def records_pool(task: TaskSpec, records: Records, threshold: float | None = None, entry: str = "dataset") -> Pool:
+    """A dataset's train and test records, written in the task's own formats."""
+    groups = [_group(task, r["label"], threshold, where, entry) for r, where in zip(records.train, records.where)]
+    header, rows = _render_records(records.train, task.splits["train"])
     test_split = task.splits["test"]
-    test_header, test_rows = _render_records(records(hub.get("test", "test"))[0], test_split)
-    test = csv_text(test_rows) if test_split.format == "csv" else "".join(test_header + test_rows)
-    return Pool(task.format, rows, groups, header, test.encode("utf-8"), source)
+    test_header, test_rows = _render_records(records.test, test_split)
+    cells = test_split.format == "csv" and not test_split.header
+    test = csv_text(test_rows) if cells else "".join(test_header + test_rows)
+    fmt = "csv" if task.splits["train"].format == "csv" and not task.splits["train"].header else "lines"
+    return Pool(fmt, rows, groups, header, test.encode("utf-8"), records.source)

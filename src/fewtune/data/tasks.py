@@ -8,12 +8,12 @@ no code.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from fewtune.data.task_checks import check_task_config
+from fewtune.data.text_files import json_lines, read_text, table_rows
 from fewtune.data.verbalizers import check_settings, word_list
 from fewtune.errors import FewtuneError
 
@@ -74,7 +74,12 @@ class TaskSpec:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TaskSpec":
-        cfg = dict(cfg)
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(cfg):
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        check_task_config(cfg)
+        cfg = {**_defaults(cfg), **{k: v for k, v in dict(cfg).items() if v is not None}}
         name = cfg["name"]
         regression = bool(cfg.get("regression", False))
         labels = tuple(str(label) for label in cfg.get("labels") or ())
@@ -117,6 +122,10 @@ class TaskSpec:
         check_metric(self.metric, self.regression, where)
         self._validate_verbalizer(where)
         check_settings(where, self.verbalizer_reduce, self.multi_token)
+        from fewtune.data.prompts import Template
+
+        for family, text in self.templates.items():  # before any model: a template that cannot work
+            Template(text).check(self.text_fields, causal=family == "causal", task=self.name)
 
     def _validate_verbalizer(self, where: str) -> None:
         if set(self.verbalizer) == set(self.answer_keys):
@@ -222,6 +231,12 @@ class TaskSpec:
         return read_examples(self, self.split_path(split, folder, data_dir), self.splits[split])
 
 
+def _defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What a task may leave out: its folder is its name, its files are train/dev/test.<format>."""
+    fmt = cfg["format"]
+    return {"dir": cfg["name"], "header": False, "splits": {s: f"{s}.{fmt}" for s in SPLITS}}
+
+
 def _split_file(task: str, split: str, entry: Any, cfg: Mapping[str, Any]) -> SplitFile:
     """A split entry of the task YAML: a file name in the K-shot folder, or a mapping (see SplitFile)."""
     defaults = dict(format=cfg["format"], header=bool(cfg["header"]), columns=dict(cfg["columns"]))
@@ -263,24 +278,14 @@ def _label_words(task: str, verbalizer: Mapping[Any, Any]) -> dict[str, str | tu
     return words
 
 
-def _rows(source: SplitFile, path: Path) -> Iterator[tuple[int, list | dict]]:
-    """Yield (line number, row): a list of cells for TSV/CSV, a dict for JSONL."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        if source.format == "jsonl":
-            for line_no, line in enumerate(f, start=1):
-                if line.strip():
-                    try:
-                        yield line_no, json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise FewtuneError(f"{path} line {line_no}: not a JSON object ({err.msg})") from None
-            return
-        delimiter = "\t" if source.format == "tsv" else ","
-        # utf-8-sig drops MRPC's byte-order mark; TSVs are not quoted (GLUE), CSVs are (LM-BFF/pandas).
-        quoting = csv.QUOTE_NONE if source.format == "tsv" else csv.QUOTE_MINIMAL
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        for line_no, row in enumerate(reader, start=1):
-            if row:
-                yield line_no, row
+def _rows(source: SplitFile, path: Path, same_width: bool = True) -> Iterator[tuple[int, list | dict]]:
+    """Yield (line number, row): a list of cells for TSV/CSV, a dict for JSONL; read strictly
+    (data/text_files.py: encoding, quotes and row widths name their file and line)."""
+    text = read_text(path)  # a byte-order mark (MRPC's) is dropped
+    if source.format == "jsonl":
+        return json_lines(text, path)
+    # TSVs are not quoted (GLUE), CSVs are (LM-BFF/pandas).
+    return table_rows(text, path, source.format, same_width)
 
 
 def _column_keys(spec: TaskSpec, source: SplitFile, path: Path, header: list[str] | None) -> dict[str, Any]:
@@ -305,7 +310,9 @@ def _column_keys(spec: TaskSpec, source: SplitFile, path: Path, header: list[str
 def read_examples(spec: TaskSpec, path: Path, source: SplitFile | None = None) -> list[Example]:
     """Read one split file; ``source`` says its format and columns (default: the task's own)."""
     source = source or SplitFile(path=str(path), format=spec.format, header=spec.header, columns=spec.columns)
-    rows = _rows(source, path)
+    # Rows of another width are refused, unless the task counts columns from the end (SNLI's -1).
+    ragged = any(isinstance(c, int) and c < 0 for c in source.columns.values())
+    rows = _rows(source, path, same_width=not ragged)
     header = None
     if source.header and source.format != "jsonl":
         header = next((row for _, row in rows), [])
@@ -324,6 +331,11 @@ def read_examples(spec: TaskSpec, path: Path, source: SplitFile | None = None) -
         if problem:
             raise FewtuneError(f"{path} line {line_no}: {problem}; fix the data or the task config")
         examples.append(Example(fields=fields, label=label, guid=f"{path.stem}-{line_no}"))
+    if not examples:
+        raise FewtuneError(
+            f"{path}: no examples in this file{' (only its header)' if header else ''}; "
+            f"task '{spec.name}' needs labelled rows in each split"
+        )
     return examples
 
 

@@ -4,5 +4,7 @@
 - provenance.py: what metrics.json records of the code and data a run used;
 - sweep.py: the jobs a Hydra multirun asks for (the table's missing jobs, "job 3/30" lines);
 - archive.py: the files of runs the table reads, copied into a folder to commit (results/);
-- atomic.py: write-then-rename, so that no reader sees half a file.
+- atomic.py: write-then-rename, so that no reader sees half a file;
+- folders.py: whether a run folder can be written, and what killed writes left in it;
+- stopped.py: a job stopped by SIGTERM: what failed.json says and how to resume it.
 """

@@ -28,8 +28,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from fewtune.errors import FewtuneError
 from fewtune.jobs import provenance
 from fewtune.jobs.atomic import replaced
+from fewtune.jobs.folders import remove_partial_writes
 from fewtune.run.methods import PLUGIN_KEYS, claimed_task_keys, plugin_settings
-from fewtune.run.results import FAILED_FILE, METRICS_FILE
+from fewtune.run.results import FAILED_FILE, METRICS_FILE, read_json_object
 
 log = logging.getLogger("fewtune")
 
@@ -153,9 +154,10 @@ class Job:
 
     def start(self) -> dict | None:
         """The stored results if the job is complete for this config; else ready the folder to run."""
+        remove_partial_writes(self.out)  # a temporary .best.ckpt.* of a killed write is never read
         metrics = self.out / METRICS_FILE
         if metrics.is_file():
-            stored = json.loads(metrics.read_text())
+            stored = read_json_object(metrics, f"delete it to run this job again (rm {metrics})")
             if self.enabled and stored.get("config_hash") == self.hash:
                 log.info("skipping %s: complete", self.out)
                 return stored

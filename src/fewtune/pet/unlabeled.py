@@ -14,9 +14,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from fewtune.data.originals import load_pool, sentence_key
 from fewtune.data.tasks import Example, TaskSpec, read_examples
+from fewtune.data.text_files import read_text
 from fewtune.errors import FewtuneError
-from fewtune.data.originals import sentence_key, load_pool
 
 FILE_SETTING = "method.unlabeled_file"
 
@@ -77,7 +78,7 @@ def read_file(file: str, task: TaskSpec) -> tuple[list[Example], str]:
         raise FewtuneError(
             f"{FILE_SETTING}={path} does not exist; give a file with one text a line, or JSON lines with {fields}"
         )
-    lines = [(n, line.strip()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+    lines = [(n, line.strip()) for n, line in enumerate(read_text(path).splitlines(), 1)]  # UTF-8, or file and line
     lines = [(n, line) for n, line in lines if line]
     if path.suffix == ".jsonl":
         return [_json_example(path, n, line, fields) for n, line in lines], str(path)

@@ -8,7 +8,6 @@ multirun's sweep asked for but that have no folder at all are missing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import fewtune.config  # noqa: F401  (saved configs use its resolvers, e.g. ${ba
 from fewtune.errors import FewtuneError
 from fewtune.run import methods
 from fewtune.run.progress import track
-from fewtune.run.results import FAILED_FILE, METRICS_FILE
+from fewtune.run.results import FAILED_FILE, METRICS_FILE, read_json_object
 
 
 @dataclass
@@ -74,14 +73,21 @@ def read_run(folder: Path) -> Run:
         peft=peft_name,
     )
     if (folder / METRICS_FILE).is_file():
-        metrics = json.loads((folder / METRICS_FILE).read_text())
+        fix = f"rerun that job (its command with hydra.run.dir={folder}) or delete {folder}"
+        metrics = read_json_object(folder / METRICS_FILE, fix)
+        if not isinstance(metrics.get("test"), dict) or run.metric not in metrics["test"]:
+            raise FewtuneError(f"{folder / METRICS_FILE} has no test {run.metric}: it is no result: {fix}")
         run.metrics = metrics
         run.status, run.test, run.dev = "completed", metrics["test"][run.metric], metrics.get("best_dev")
         run.trainable_params = metrics.get("trainable_params")
         if not scored_whole_test(metrics, cfg):  # debug=fast, limit_test_batches: never a result
             run.status, run.error = "smoke", scored_text(metrics)
     elif (folder / FAILED_FILE).is_file():
-        run.status, run.error = "failed", json.loads((folder / FAILED_FILE).read_text()).get("error", "")
+        try:
+            error = read_json_object(folder / FAILED_FILE, "rerun that job").get("error", "")
+        except FewtuneError as err:  # a failed run all the same
+            error = str(err)
+        run.status, run.error = "failed", error
     if run.status != "completed" and (folder / "checkpoints" / "last.ckpt").is_file():
         run.status, run.resumable = "incomplete", True  # killed mid-training, even with failed.json
     return run

@@ -11,5 +11,6 @@
 - progress.py: progress bars, log lines and multirun job lines;
 - distributed.py: data-parallel runs (trainer=ddp); workers.py: one job per process;
 - hardware.py: bf16 or float32, by what the device computes natively;
-- loggers.py: one W&B run per job.
+- loggers.py: one W&B run per job;
+- checks.py: the settings and the data, checked before any weights load.
 """

@@ -33,8 +33,10 @@ def build(cfg: DictConfig):
     from fewtune.models.demo_head import DemoPromptModule
     from fewtune.models.prompt_head import PromptModule
     from fewtune.models.sentence_encoder import load_encoder
+    from fewtune.run import checks
     from fewtune.words.searched import task_config
 
+    checks.check_settings(cfg)
     method = cfg.method
     if method.head not in ("lm", "classifier"):
         raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
@@ -43,7 +45,8 @@ def build(cfg: DictConfig):
     exits = exit_settings(cfg, task.regression)  # None: exit=none
     test_split = cfg.get("test_split", "test")
     # Fail on missing data before loading weights.
-    task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
+    folder = task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
+    checks.check_data(task, folder, cfg.paths.data_dir, cfg.k, {"train": "train", "dev": "dev", "test": test_split})
     spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
     demos = DemoSettings.from_method(method, causal=spec.family == "causal")  # None: no demonstrations
     if method.head == "lm":
@@ -63,7 +66,7 @@ def build(cfg: DictConfig):
     tune = dict(tokenizer=tokenizer, template=task.templates.get(spec.family, ""), max_length=task.max_length)
 
     if method.head == "lm":
-        template = Template(task.templates[spec.family])
+        template = Template(checks.template_for(task, spec.family))
         template.check(task.text_fields, causal=spec.family == "causal", task=task.name)
         encoder = PromptEncoder(tokenizer, template, Verbalizer.of_task(task), task.max_length, spec.family == "causal")
         if exits is not None:  # an exit reads each word's logit at the slot of an inner layer

@@ -40,6 +40,9 @@ DEFAULT_RUNNER = "fewtune.run.single.run"
 
 def train(cfg: DictConfig) -> dict:
     """Run the job the config describes (the method's runner, or one model) and return its results."""
+    from fewtune.run.checks import check_settings
+
+    check_settings(cfg)  # before any runner loads anything
     return runner(cfg.method)(cfg)
 
 

@@ -9,14 +9,13 @@ jobs) and in the provenance.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from fewtune.errors import FewtuneError
-from fewtune.run.results import METRICS_FILE
+from fewtune.run.results import METRICS_FILE, read_json_object
 
 
 def results_folder(out: str | Path, task: str, k: int, data_seed: int) -> Path:
@@ -45,7 +44,9 @@ def task_config(cfg) -> dict[str, Any]:
     path = searched_words_file(cfg)
     if path is None:
         return task
-    results = json.loads(path.read_text())
+    results = read_json_object(path, f"run python -m fewtune.search_words task={cfg.task.name} ... again")
+    if not isinstance(results.get("verbalizer"), dict):
+        raise FewtuneError(f"{path} has no 'verbalizer' of searched words; run python -m fewtune.search_words again")
     if results.get("model") != cfg.model.name:
         raise FewtuneError(
             f"method '{cfg.method.name}': the label words in {path} were searched with model '{results.get('model')}', "
