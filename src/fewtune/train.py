@@ -31,6 +31,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from fewtune.jobs.stopped import failure_record
     from fewtune.run.console import quiet_libraries
     from fewtune.run.distributed import write_json_on_rank_zero
 
@@ -46,7 +47,7 @@ def main(cfg: DictConfig) -> float | None:
             return None
         raise SystemExit(f"error: {err}") from None
     except BaseException as err:
-        write_json_on_rank_zero(out / FAILED_FILE, {"error": f"{type(err).__name__}: {err}"})
+        write_json_on_rank_zero(out / FAILED_FILE, failure_record(err, out))  # a stopped job: how to continue
         raise
     finally:
         finish_wandb()

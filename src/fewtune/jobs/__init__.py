@@ -1,6 +1,10 @@
 """A run's folder seen as a job: resumable, skippable when complete, traceable, archivable.
 
 - resume.py: the config hash, skipping complete jobs, continuing killed ones from last.ckpt;
+- random_state.py: the random state in last.ckpt, so that a resumed job computes what an
+  uninterrupted one would;
+- stopped.py: what failed.json says about a job stopped from outside (scancel, a preemption,
+  Ctrl-C) and how it continues;
 - provenance.py: what metrics.json records of the code and data a run used;
 - sweep.py: the jobs a Hydra multirun asks for (the table's missing jobs, "job 3/30" lines);
 - archive.py: the files of runs the table reads, copied into a folder to commit (results/);

@@ -1,0 +1,68 @@
+"""What failed.json says about a job that raised or was stopped from outside, and for a stopped
+one, how to continue it.
+
+A job is stopped from outside by a SIGTERM (``scancel``, a preemption, SLURM's time limit: Lightning
+turns it into ``SIGTERMException`` at the next batch), by Ctrl-C, or by a signal handler that
+exits (submitit's, after it has requeued the job on its pre-timeout signal). Its folder keeps
+``checkpoints/last.ckpt`` from its last dev evaluation, so the same command again continues it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from fewtune.jobs.resume import CHECKPOINT_DIR, LAST, checkpoint_stamp
+
+
+def failure_record(err: BaseException, out: Path) -> dict[str, Any]:
+    """failed.json's content for an error that is not a FewtuneError."""
+    if isinstance(err, Exception):
+        return {"error": f"{type(err).__name__}: {err}"}
+    requeued = _requeued_by_submitit(err)
+    how = "requeued by submitit on SLURM's USR2 signal (near the time limit, or preempted)" if requeued else _how_stopped(err)
+    record: dict[str, Any] = {"error": f"{how}{_in_slurm_job()}; {_how_to_continue(out, requeued)}"}
+    if (job := slurm_job_id()) is not None:
+        record["slurm_job"] = job
+    return record
+
+
+def slurm_job_id() -> str | None:
+    """This SLURM job's id as squeue and scancel name it ("12" or, in an array, "12_3")."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+
+
+def _requeued_by_submitit(err: BaseException) -> bool:
+    # submitit's USR2 handler requeues the job, then leaves with sys.exit(-1)
+    return isinstance(err, SystemExit) and err.code == -1 and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+
+
+def _how_stopped(err: BaseException) -> str:
+    if isinstance(err, SIGTERMException):
+        return "stopped by SIGTERM (scancel, a preemption or the time limit)"
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"stopped ({type(err).__name__} {getattr(err, 'code', '')})".replace(" )", ")")
+
+
+def _in_slurm_job() -> str:
+    job = slurm_job_id()
+    return f" in SLURM job {job}" if job else ""
+
+
+def _how_to_continue(out: Path, requeued: bool) -> str:
+    last = out / CHECKPOINT_DIR / f"{LAST}.ckpt"
+    stamp = checkpoint_stamp(last) if last.is_file() else None
+    if requeued:
+        where = f"from {CHECKPOINT_DIR}/{LAST}.ckpt (step {stamp['step']})" if stamp else "from step 0 (no checkpoint yet)"
+        return f"SLURM starts it again and it continues {where}"
+    if stamp is None:
+        return "no checkpoint yet: the same command again (a sweep: the same hydra.sweep.dir) starts it afresh"
+    return (
+        f"to continue from {CHECKPOINT_DIR}/{LAST}.ckpt (step {stamp['step']}), run the same command again "
+        "(a sweep: with the same hydra.sweep.dir)"
+    )
