@@ -34,12 +34,16 @@ def skip_reason() -> str | None:
         return f"no SLURM here (sinfo not found); start one with {START_SCRIPT}"
     result = subprocess.run(
         ["sinfo", "--noheader", "--Node", "--partition", PARTITION, "--format", "%t"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     states = result.stdout.split()
     if result.returncode != 0 or "idle" not in states:
-        said = " ".join(states) or result.stderr.strip().splitlines()[-1:] or "no node"
-        return f"no idle SLURM node in partition '{PARTITION}' (sinfo: {said}); start one with {START_SCRIPT}"
+        said = " ".join(states) or " ".join(result.stderr.strip().splitlines()[-1:]) or "no node"
+        where = f"partition '{PARTITION}' (sinfo: {said})"
+        return f"no idle SLURM node in {where}; start one with {START_SCRIPT}"
     return None
 
 
@@ -58,34 +62,57 @@ def job_env() -> dict[str, str]:
 
 def sweep_command(sweep: Path, *overrides: str, slurm_launcher: bool = True) -> list[str]:
     launcher = LAUNCHER if slurm_launcher else []
-    return [sys.executable, "-m", "fewtune.train", "-m", *launcher, *overrides, f"hydra.sweep.dir={sweep}"]
+    return [
+        sys.executable,
+        "-m",
+        "fewtune.train",
+        "-m",
+        *launcher,
+        *overrides,
+        f"hydra.sweep.dir={sweep}",
+    ]
 
 
 def run_sweep(sweep: Path, *overrides: str, slurm_launcher: bool = True, timeout: float = 420):
     command = sweep_command(sweep, *overrides, slurm_launcher=slurm_launcher)
-    return subprocess.run(command, capture_output=True, text=True, env=job_env(), timeout=timeout)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=job_env(), timeout=timeout, check=False
+    )
 
 
 def start_sweep(sweep: Path, *overrides: str, slurm_launcher: bool = True) -> subprocess.Popen:
     command = sweep_command(sweep, *overrides, slurm_launcher=slurm_launcher)
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=job_env())
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=job_env()
+    )
 
 
 def array_ids(sweep: Path) -> list[str]:
-    """The SLURM job ids of the arrays submitted for ``sweep`` (submitit's folder per submission)."""
+    """The SLURM job ids of the arrays submitted for ``sweep`` (submitit's folder per sbatch)."""
     folder = sweep / ".submitit"
-    return sorted((p.name for p in folder.iterdir() if p.name.isdigit()), key=int) if folder.is_dir() else []
+    return (
+        sorted((p.name for p in folder.iterdir() if p.name.isdigit()), key=int)
+        if folder.is_dir()
+        else []
+    )
 
 
 def submitit_log(sweep: Path, job: str) -> str:
     """All of a SLURM job's (or array task's) submitit logs, every task and attempt."""
-    return "".join(p.read_text(errors="replace") for p in sorted((sweep / ".submitit").glob(f"{job}/*_log.*")))
+    return "".join(
+        p.read_text(errors="replace") for p in sorted((sweep / ".submitit").glob(f"{job}/*_log.*"))
+    )
 
 
 def squeue(*fields: str) -> list[list[str]]:
     """squeue's lines as fields (e.g. %F array job id, %K array task id, %T state, %r reason)."""
-    result = subprocess.run(["squeue", "--noheader", "--format", "|".join(fields)],
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        ["squeue", "--noheader", "--format", "|".join(fields)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return [line.split("|") for line in result.stdout.splitlines() if line.strip()]
 
 
@@ -136,4 +163,4 @@ def cancel_leftovers(tmp_path):
     for submitit in tmp_path.rglob(".submitit"):
         ids = array_ids(submitit.parent)
         if ids:
-            subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
+            subprocess.run(["scancel", *ids], capture_output=True, timeout=60, check=False)

@@ -30,7 +30,13 @@ class RandomState(Callback):
         return {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss],
+            "numpy": [
+                kind,
+                torch.from_numpy(keys.astype(np.int64)),
+                position,
+                has_gauss,
+                cached_gauss,
+            ],
             "python": [version, list(python_state), gauss_next],
         }
 

@@ -18,12 +18,19 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from fewtune.jobs.resume import CHECKPOINT_DIR, LAST, checkpoint_stamp
 
 
+SAME_SWEEP = "a sweep: with the same hydra.sweep.dir"
+
+
 def failure_record(err: BaseException, out: Path) -> dict[str, Any]:
     """failed.json's content for an error that is not a FewtuneError."""
     if isinstance(err, Exception):
         return {"error": f"{type(err).__name__}: {err}"}
     requeued = _requeued_by_submitit(err)
-    how = "requeued by submitit on SLURM's USR2 signal (near the time limit, or preempted)" if requeued else _how_stopped(err)
+    how = (
+        "requeued by submitit on SLURM's USR2 signal (near the time limit, or preempted)"
+        if requeued
+        else _how_stopped(err)
+    )
     record: dict[str, Any] = {"error": f"{how}{_in_slurm_job()}; {_how_to_continue(out, requeued)}"}
     if (job := slurm_job_id()) is not None:
         record["slurm_job"] = job
@@ -38,7 +45,11 @@ def slurm_job_id() -> str | None:
 
 def _requeued_by_submitit(err: BaseException) -> bool:
     # submitit's USR2 handler requeues the job, then leaves with sys.exit(-1)
-    return isinstance(err, SystemExit) and err.code == -1 and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+    return (
+        isinstance(err, SystemExit)
+        and err.code == -1
+        and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+    )
 
 
 def _how_stopped(err: BaseException) -> str:
@@ -58,11 +69,15 @@ def _how_to_continue(out: Path, requeued: bool) -> str:
     last = out / CHECKPOINT_DIR / f"{LAST}.ckpt"
     stamp = checkpoint_stamp(last) if last.is_file() else None
     if requeued:
-        where = f"from {CHECKPOINT_DIR}/{LAST}.ckpt (step {stamp['step']})" if stamp else "from step 0 (no checkpoint yet)"
+        where = (
+            f"from {CHECKPOINT_DIR}/{LAST}.ckpt (step {stamp['step']})"
+            if stamp
+            else "from step 0 (no checkpoint yet)"
+        )
         return f"SLURM starts it again and it continues {where}"
     if stamp is None:
-        return "no checkpoint yet: the same command again (a sweep: the same hydra.sweep.dir) starts it afresh"
+        return f"no checkpoint yet: the same command again ({SAME_SWEEP}) starts it afresh"
     return (
-        f"to continue from {CHECKPOINT_DIR}/{LAST}.ckpt (step {stamp['step']}), run the same command again "
-        "(a sweep: with the same hydra.sweep.dir)"
+        f"to continue from {CHECKPOINT_DIR}/{LAST}.ckpt (step {stamp['step']}), "
+        f"run the same command again ({SAME_SWEEP})"
     )
