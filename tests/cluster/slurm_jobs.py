@@ -28,23 +28,31 @@ LAUNCHER = [
 ]
 
 
-def skip_reason() -> str | None:
-    """Why the cluster tests cannot run here (one line), or None."""
+def skip_reason(wait_s: float = 90) -> str | None:
+    """Why the cluster tests cannot run here (one line), or None. Waits a while for a node that
+    is still busy (the jobs of an earlier test completing) to become idle."""
     if shutil.which("sinfo") is None:
         return f"no SLURM here (sinfo not found); start one with {START_SCRIPT}"
-    result = subprocess.run(
-        ["sinfo", "--noheader", "--Node", "--partition", PARTITION, "--format", "%t"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    states = result.stdout.split()
-    if result.returncode != 0 or "idle" not in states:
-        said = " ".join(states) or " ".join(result.stderr.strip().splitlines()[-1:]) or "no node"
-        where = f"partition '{PARTITION}' (sinfo: {said})"
-        return f"no idle SLURM node in {where}; start one with {START_SCRIPT}"
-    return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        result = subprocess.run(
+            ["sinfo", "--noheader", "--Node", "--partition", PARTITION, "--format", "%t"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        states = result.stdout.split()
+        if result.returncode == 0 and "idle" in states:
+            return None
+        busy = {"alloc", "mix", "comp"}.intersection(states)
+        if not busy or time.monotonic() > deadline:
+            said = (
+                " ".join(states) or " ".join(result.stderr.strip().splitlines()[-1:]) or "no node"
+            )
+            where = f"partition '{PARTITION}' (sinfo: {said})"
+            return f"no idle SLURM node in {where}; start one with {START_SCRIPT}"
+        time.sleep(1)
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +168,10 @@ class QueueWatch:
 def cancel_leftovers(tmp_path):
     """Sweeps under tmp_path leave no job in the queue, whatever the test's outcome."""
     yield
-    for submitit in tmp_path.rglob(".submitit"):
-        ids = array_ids(submitit.parent)
-        if ids:
-            subprocess.run(["scancel", *ids], capture_output=True, timeout=60, check=False)
+    ids = [job for folder in tmp_path.rglob(".submitit") for job in array_ids(folder.parent)]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True, timeout=60, check=False)
+        # the next test finds the node idle
+        wait_for(
+            lambda: not any(in_queue(job) for job in ids), "cancelled jobs to leave", timeout=120
+        )
