@@ -1,5 +1,5 @@
 """A resumed job computes what an uninterrupted one does: the random state (dropout, batch order)
-travels in checkpoints/last.ckpt with the weights and the optimizer (fewtune/random_state.py)."""
+travels in checkpoints/last.ckpt with the weights and the optimizer (fewtune/jobs/random_state.py)."""
 
 import pytest
 

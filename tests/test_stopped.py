@@ -5,7 +5,7 @@ import pytest
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fewtune.stopped import failure_record
+from fewtune.jobs.stopped import failure_record
 
 CONTINUE = "run the same command again (a sweep: with the same hydra.sweep.dir)"
 

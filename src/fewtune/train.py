@@ -47,7 +47,8 @@ def main(cfg: DictConfig) -> float | None:
             return None
         raise SystemExit(f"error: {err}") from None
     except BaseException as err:
-        write_json_on_rank_zero(out / FAILED_FILE, failure_record(err, out))  # a stopped job: how to continue
+        # a job stopped from outside (scancel, preemption, Ctrl-C): also how it continues
+        write_json_on_rank_zero(out / FAILED_FILE, failure_record(err, out))
         raise
     finally:
         finish_wandb()

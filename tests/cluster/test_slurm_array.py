@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from slurm_jobs import QueueWatch, array_ids, cancel_leftovers, run_sweep, slurm, submitit_log  # noqa: F401
 
 from conftest import write_sst2_split
-from slurm_jobs import QueueWatch, array_ids, cancel_leftovers, run_sweep, slurm, submitit_log  # noqa: F401
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm", "cancel_leftovers")]
 

@@ -5,9 +5,9 @@ that of one process testing the same weights (as tests/test_ddp.py checks for a 
 import json
 
 import pytest
+from slurm_jobs import array_ids, cancel_leftovers, run_sweep, slurm, submitit_log  # noqa: F401
 
 from conftest import write_sst2_split
-from slurm_jobs import array_ids, cancel_leftovers, run_sweep, slurm, submitit_log  # noqa: F401
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm", "cancel_leftovers")]
 

@@ -17,8 +17,6 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import write_sst2_split
 from slurm_jobs import (  # noqa: F401
     array_ids,
     cancel_leftovers,
@@ -29,6 +27,8 @@ from slurm_jobs import (  # noqa: F401
     submitit_log,
     wait_for,
 )
+
+from conftest import write_sst2_split
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm", "cancel_leftovers")]
 STEPS, DEV_EVERY = 30, 5

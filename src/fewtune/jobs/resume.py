@@ -179,8 +179,10 @@ class Job:
     def callbacks(self) -> list:
         from fewtune.jobs.random_state import RandomState
 
+        if not self.save_last:
+            return []
         # the random state too: a resumed job draws what an uninterrupted one would
-        return [ResumeCheckpoint(self.checkpoints, self.hash), RandomState()] if self.save_last else []
+        return [ResumeCheckpoint(self.checkpoints, self.hash), RandomState()]
 
     def resume_from(self, module) -> str | None:
         """The checkpoint for ``trainer.fit(ckpt_path=...)``, or None to start from step 0."""

@@ -17,7 +17,6 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from fewtune.jobs.resume import CHECKPOINT_DIR, LAST, checkpoint_stamp
 
-
 SAME_SWEEP = "a sweep: with the same hydra.sweep.dir"
 
 
