@@ -35,6 +35,9 @@ def test_a_ddp_job_gets_its_ranks_from_srun(tiny_masked, tmp_path):
         "optimizer.lr=5e-3",
         "eval_batch_size=7",
         "trainer.enable_progress_bar=false",
+        # each process writes the rank Lightning gave it and the SLURM task it runs in
+        "+callbacks.ranks._target_=ranks.RecordRanks",
+        f"+callbacks.ranks.folder={tmp_path / 'ranks'}",
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
 
@@ -43,16 +46,15 @@ def test_a_ddp_job_gets_its_ranks_from_srun(tiny_masked, tmp_path):
         "#SBATCH --ntasks-per-node=2"
         in (sweep / ".submitit" / job / f"{job}_submission.sh").read_text()
     )
-    logs = {
-        rank: (sweep / ".submitit" / job / f"{job}_{rank}_log.out").read_text() for rank in (0, 1)
-    }
-    for rank, log in logs.items():
-        assert f"global_rank={rank}(2)" in log  # srun's task, as submitit saw it
-        assert f"Initializing distributed: GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in log
-        assert (
-            "SLURM auto-requeueing enabled" in log
-        )  # Lightning's SLURMEnvironment, not its own launcher
-    assert "distributed_backend=gloo" in logs[0] and "Starting with 2 processes" in logs[0]
+    ranks = [json.loads((tmp_path / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for rank, record in enumerate(ranks):
+        assert record["world_size"] == 2
+        assert record["cluster_environment"] == "SLURMEnvironment"  # not Lightning's own launcher
+        assert record["slurm_procid"] == str(rank) and record["slurm_job_id"] == job
+    assert ranks[0]["pid"] != ranks[1]["pid"]
+    for rank in (0, 1):  # the srun task, as submitit saw it, ran the job to its end
+        log = (sweep / ".submitit" / job / f"{job}_{rank}_log.out").read_text()
+        assert f"global_rank={rank}(2)" in log and "Job completed successfully" in log
     assert "Traceback" not in submitit_log(sweep, job)
 
     run = sweep / "0_sst2-finetune-seed13"
@@ -60,5 +62,6 @@ def test_a_ddp_job_gets_its_ranks_from_srun(tiny_masked, tmp_path):
     assert sorted(p.name for p in run.glob("*.json")) == ["metrics.json"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["steps"] == 4
+    assert metrics["scored"]["test"] == 15 and metrics["test_complete"]  # both shards counted
     # The same stored weights, tested again by one process.
     assert evaluate(run, ["trainer.devices=1", "trainer.strategy=auto"]) == metrics["test"]
