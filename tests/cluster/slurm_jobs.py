@@ -24,7 +24,7 @@ LAUNCHER = [
     f"hydra.launcher.partition={PARTITION}",
     "hydra.launcher.cpus_per_task=1",
     "hydra.launcher.mem_gb=2",
-    "hydra.launcher.timeout_min=10",
+    "hydra.launcher.timeout_min=30",
 ]
 
 
@@ -81,7 +81,7 @@ def sweep_command(sweep: Path, *overrides: str, slurm_launcher: bool = True) -> 
     ]
 
 
-def run_sweep(sweep: Path, *overrides: str, slurm_launcher: bool = True, timeout: float = 420):
+def run_sweep(sweep: Path, *overrides: str, slurm_launcher: bool = True, timeout: float = 900):
     command = sweep_command(sweep, *overrides, slurm_launcher=slurm_launcher)
     return subprocess.run(
         command, capture_output=True, text=True, env=job_env(), timeout=timeout, check=False
@@ -89,10 +89,12 @@ def run_sweep(sweep: Path, *overrides: str, slurm_launcher: bool = True, timeout
 
 
 def start_sweep(sweep: Path, *overrides: str, slurm_launcher: bool = True) -> subprocess.Popen:
+    """The sweep's command in the background, its output in ``<sweep>.log`` (not a pipe that
+    would fill up and stop it)."""
     command = sweep_command(sweep, *overrides, slurm_launcher=slurm_launcher)
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=job_env()
-    )
+    sweep.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{sweep}.log", "w") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=job_env())
 
 
 def array_ids(sweep: Path) -> list[str]:
@@ -129,7 +131,7 @@ def in_queue(array: str) -> list[list[str]]:
     return [rest for array_id, *rest in squeue("%F", "%K", "%T", "%r") if array_id == array]
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 300, every: float = 0.2):
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 600, every: float = 0.2):
     """``condition()``'s first true value, polled; fails the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from slurm_jobs import (  # noqa: F401
@@ -111,7 +112,7 @@ def test_a_preempted_job_resumes_and_a_cancelled_one_finishes_when_the_sweep_run
     # Without accounting, submitit cannot learn that job 1 was cancelled: the driver would wait
     # for it forever.
     driver.terminate()
-    driver.communicate(timeout=60)
+    driver.wait(timeout=60)
 
     log = submitit_log(sweep, f"{array}_0")
     assert "Caught signal SIGUSR2" in log and "Calling checkpoint method" in log
@@ -142,7 +143,9 @@ def test_a_preempted_job_resumes_and_a_cancelled_one_finishes_when_the_sweep_run
     assert not (cancelled / "failed.json").exists()
     assert (bad / "failed.json").is_file() and not (bad / "metrics.json").exists()
 
-    assert reference.wait(timeout=300) == 0, reference.stdout.read()[-3000:]
+    assert reference.wait(timeout=900) == 0, Path(f"{tmp_path / 'reference'}.log").read_text()[
+        -3000:
+    ]
     for run, through in ((preempted, "0_sst2-prompt-seed13"), (cancelled, "1_sst2-prompt-seed21")):
         uninterrupted = tmp_path / "reference" / through
         assert len(losses(run)) == STEPS and losses(run) == losses(uninterrupted)
