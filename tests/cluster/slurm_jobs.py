@@ -61,6 +61,18 @@ def slurm():
         pytest.skip(reason)
 
 
+def node_cpus() -> int:
+    """The CPUs of the partition's node (the jobs take one each)."""
+    result = subprocess.run(
+        ["sinfo", "--noheader", "--partition", PARTITION, "--format", "%c"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(result.stdout.split()[0])
+
+
 def job_env() -> dict[str, str]:
     """The driver's environment, which sbatch hands to the jobs: offline, one thread per job, and
     this folder importable (the Pace callback)."""

@@ -8,7 +8,15 @@ import subprocess
 import sys
 
 import pytest
-from slurm_jobs import QueueWatch, array_ids, cancel_leftovers, run_sweep, slurm, submitit_log  # noqa: F401
+from slurm_jobs import (  # noqa: F401
+    QueueWatch,
+    array_ids,
+    cancel_leftovers,
+    node_cpus,
+    run_sweep,
+    slurm,
+    submitit_log,
+)
 
 from conftest import write_sst2_split
 
@@ -62,7 +70,7 @@ def test_a_grid_runs_as_one_slurm_array_and_tables_like_the_basic_launcher(tiny_
         in (sweep / ".submitit" / array / f"{array}_submission.sh").read_text()
     )
     assert queue.running == {(array, str(task)) for task in range(4)}  # squeue saw each task run
-    assert queue.most_at_once == 2  # one CPU each on the 2-CPU node
+    assert queue.most_at_once == min(4, node_cpus())  # one CPU each
     jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
     assert [p.name for p in jobs] == [
         "0_sst2-prompt-seed13",

@@ -5,7 +5,14 @@ that of one process testing the same weights (as tests/test_ddp.py checks for a 
 import json
 
 import pytest
-from slurm_jobs import array_ids, cancel_leftovers, run_sweep, slurm, submitit_log  # noqa: F401
+from slurm_jobs import (  # noqa: F401
+    array_ids,
+    cancel_leftovers,
+    node_cpus,
+    run_sweep,
+    slurm,
+    submitit_log,
+)
 
 from conftest import write_sst2_split
 
@@ -14,6 +21,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("slurm", "cancel_left
 
 def test_a_ddp_job_gets_its_ranks_from_srun(tiny_masked, tmp_path):
     from fewtune.evaluate import evaluate
+
+    if node_cpus() < 2:
+        pytest.skip("the SLURM node has one CPU: a 2-process DDP job needs two")
 
     data = write_sst2_split(tmp_path / "data", k=4, seed=13, test_size=16)
     test = data / "k-shot" / "SST-2" / "4-13" / "test.tsv"
