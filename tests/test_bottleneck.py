@@ -159,7 +159,12 @@ def test_training_moves_the_adapters_and_the_predictions(name, family, data_dir,
 
     model_dir = request.getfixturevalue(family)
     # 8 units: with the default 32 // 16 = 2, both of a ReLU's units can be dead in a layer
-    extra = ("peft.lr=1e-2", "peft.bottleneck_size=8", "trainer.max_steps=4", "trainer.val_check_interval=1")
+    extra = (
+        "peft.lr=1e-2",
+        "peft.bottleneck_size=8",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=1",
+    )
     cfg = compose_cfg(
         tiny_overrides(model_dir, data_dir, "prompt", f"peft={name}", *extra), tmp_path
     )
@@ -206,3 +211,36 @@ def test_a_copied_model_runs_its_own_adapters():
     ids = torch.randint(3, 60, (1, 5))
     with torch.no_grad():
         assert not torch.allclose(twin(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_the_params_figure_draws_the_adapters_like_the_other_methods(
+    data_dir, tiny_causal, tmp_path
+):
+    """Real (tiny) run folders: the table reads each adapter's title and trainable parameters."""
+    from omegaconf import OmegaConf
+
+    from fewtune.table import collect_runs
+    from fewtune.table_params import params_accuracy_figure, params_points
+    from fewtune.train import train
+
+    counts = {}
+    for name in ("houlsby", "pfeiffer", "lora"):
+        run_dir = tmp_path / "multirun" / name
+        overrides = tiny_overrides(
+            tiny_causal, data_dir, "prompt", f"peft={name}", "trainer.max_steps=2"
+        )
+        cfg = compose_cfg(overrides, run_dir)
+        (run_dir / ".hydra").mkdir(parents=True)
+        OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+        counts[name] = train(cfg)["trainable_params"]
+
+    runs = collect_runs([tmp_path / "multirun"])
+    points = {title: params for (title, _, _), (params, _) in params_points(runs)["sst2"].items()}
+    titles = {"houlsby": "Houlsby adapter", "pfeiffer": "Pfeiffer adapter", "lora": "LoRA"}
+    assert points == {f"Prompt-based FT + {titles[name]}": count for name, count in counts.items()}
+    assert counts["houlsby"] == 2 * counts["pfeiffer"]
+    labels = {
+        text.get_text().split(" · ")[0]
+        for text in params_accuracy_figure(runs).legends[0].get_texts()
+    }
+    assert labels == set(points)
