@@ -244,3 +244,25 @@ def test_the_params_figure_draws_the_adapters_like_the_other_methods(
         for text in params_accuracy_figure(runs).legends[0].get_texts()
     }
     assert labels == set(points)
+
+
+@pytest.mark.parametrize("family", ["tiny_masked", "tiny_causal"])
+def test_early_exit_runs_the_adapters_layer_by_layer(family, data_dir, tmp_path, request):
+    """Early exit calls the layers' pieces itself: the adapters must run there too."""
+    extra = ("peft=houlsby", "exit=all", "exit.rule=patience", "exit.patience=5")
+    cfg = compose_cfg(
+        tiny_overrides(request.getfixturevalue(family), data_dir, "finetune", *extra), tmp_path
+    )
+    datamodule, module = build(cfg)
+    datamodule.setup()
+    module.eval()
+    batch = datamodule.collate(datamodule.encoded["test"])
+    ups = [p for n, p in module.named_parameters() if n.endswith("bottleneck.up.weight")]
+    with torch.no_grad():
+        identity = module.full_logits(batch)
+        for p in ups:
+            p.normal_(std=0.5)
+        full = module.full_logits(batch)
+        layer_by_layer = module.all_exit_logits(batch)[2]
+    assert not torch.allclose(full, identity)
+    torch.testing.assert_close(layer_by_layer, full, rtol=1e-4, atol=1e-5)
