@@ -16,7 +16,7 @@ from fewtune.train import train
 from fewtune.run.build import build
 
 FAMILIES = ["tiny_masked", "tiny_causal"]
-PEFTS = ["none", "lora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning", "bitfit", "head_only"]
+PEFTS = ["none", "lora", "ia3", "houlsby", "pfeiffer", "prompt_tuning", "prefix_tuning", "p_tuning", "bitfit", "head_only"]
 # (method, peft, family) -> the error it must raise: the tiny Llama, like SmolLM2, has no bias
 # terms and ties its LM head to the input embeddings.
 REFUSED = {
@@ -97,7 +97,7 @@ def test_every_combination_trains_and_reloads_or_is_refused(method, peft, family
         assert stored.stat().st_size == results["task_storage_bytes"]
         assert not (tmp_path / "checkpoints").exists()
         assert results["trainable_share"] < 0.5
-    if peft == "lora":
+    if peft in ("lora", "houlsby", "pfeiffer"):
         assert results["task_storage_bytes"] < 0.02 * backbone_bytes
 
     recorder = RecordTestLogits()
@@ -249,6 +249,13 @@ def test_costs_reach_the_loggers(data_dir, tiny_masked, tmp_path):
         ("prompt", "prefix_tuning", ["task.max_length=120"], "exceed the 128 positions"),
         ("prompt", "head_only", ["peft.trainable=[nothing.*]"], r"'nothing\.\*' matches no parameter"),
         ("prompt", "prompt_tuning", ["peft.init=vocab"], "peft.init='vocab' is unknown"),
+        ("prompt", "houlsby", ["peft.reduction_factor=0"], "peft.reduction_factor=0: the hidden size.s divisor giving"),
+        ("finetune", "pfeiffer", ["peft.bottleneck_size=-4"], "peft.bottleneck_size=-4: the adapter's width"),
+        ("prompt", "houlsby", ["peft.non_linearity=nope"], "peft.non_linearity='nope' is unknown"),
+        ("prompt", "houlsby", ["peft.attention_output=self.nope"], r"no module named 'self.nope' .*attention\.self\.query"),
+        ("finetune", "pfeiffer", ["peft.feedforward_output=output"], r"output is a BertOutput"),
+        ("prompt", "houlsby", ["peft.feedforward_output=attention.output.dense"], "was chosen twice"),
+        ("prompt", "pfeiffer", ["+peft.merge=true"], "peft.merge=true needs peft=lora or ia3"),
     ],
 )
 def test_bad_settings_give_one_clear_line(method, peft, extra, message, data_dir, tiny_masked, tmp_path):

@@ -5,6 +5,7 @@ backbone and trains a small set of weights, with either head (method=prompt or f
 - adapters.py: LoRA and (IA)3 through peft, injected into the backbone's layers; merging;
 - soft_prompts.py: prompt tuning, prefix tuning and P-tuning through peft, before the body;
 - freezing.py: BitFit and head-only tuning;
+- bottleneck.py: Houlsby and Pfeiffer bottleneck adapters, the project's own, after the sublayers;
 - storage.py: the trained weights a run keeps, and loading them back.
 
 A new classifier head (method=finetune) always trains and is stored with the method's weights.
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from fewtune.peft.settings import FROM_PEFT_ADAPTERS, FROM_PEFT_PROMPTS, check, enabled
+from fewtune.peft.settings import BOTTLENECK, FROM_PEFT_ADAPTERS, FROM_PEFT_PROMPTS, check, enabled
 from fewtune.peft.storage import TASK_WEIGHTS_FILE, keep_task_weights, load_task_weights
 
 __all__ = ["TASK_WEIGHTS_FILE", "apply", "check", "enabled", "keep_task_weights", "load_task_weights", "merge_if_asked"]
@@ -33,7 +34,7 @@ def apply(
     ``template`` is the task's template text for the model's family: prompt tuning may start
     from its words.
     """
-    from fewtune.peft import adapters, freezing, soft_prompts
+    from fewtune.peft import adapters, bottleneck, freezing, soft_prompts
 
     name = peft_cfg["name"]
     if name == "none":
@@ -44,7 +45,9 @@ def apply(
         freezing.head_only(model, peft_cfg, head)
     else:
         model.requires_grad_(False)  # peft freezes what it wraps; the LM head is outside the body
-        if name in FROM_PEFT_ADAPTERS:
+        if name in BOTTLENECK:
+            bottleneck.insert(model, peft_cfg)
+        elif name in FROM_PEFT_ADAPTERS:
             adapters.inject(model, peft_cfg)
         elif name in FROM_PEFT_PROMPTS:
             soft_prompts.wrap_body(model, peft_cfg, tokenizer, _template_words(template), max_length)

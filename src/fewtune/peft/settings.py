@@ -10,7 +10,8 @@ from fewtune.errors import FewtuneError
 FROM_PEFT_ADAPTERS = ("lora", "ia3")  # layers injected into the backbone's modules
 FROM_PEFT_PROMPTS = ("prompt_tuning", "prefix_tuning", "p_tuning")  # virtual tokens before the input
 FREEZING = ("bitfit", "head_only")  # no new weights: a chosen part of the model is trained
-NAMES = ("none", *FROM_PEFT_ADAPTERS, *FROM_PEFT_PROMPTS, *FREEZING)
+BOTTLENECK = ("houlsby", "pfeiffer")  # the project's own adapters after sublayers (bottleneck.py)
+NAMES = ("none", *FROM_PEFT_ADAPTERS, *FROM_PEFT_PROMPTS, *FREEZING, *BOTTLENECK)
 
 
 def enabled(peft_cfg: Mapping[str, Any] | None) -> bool:
@@ -47,9 +48,25 @@ def check(peft_cfg: Mapping[str, Any], method_cfg: Mapping[str, Any]) -> None:
             )
     if name == "prefix_tuning" and peft_cfg["prefix_projection"]:
         _positive_int(peft_cfg, "encoder_hidden_size", "the prefix MLP's width")
+    if name in BOTTLENECK:
+        _check_bottleneck(peft_cfg)
     if peft_cfg.get("merge") and name not in FROM_PEFT_ADAPTERS:
         raise FewtuneError(
             f"peft.merge=true needs peft=lora or ia3: peft={name} has no update to fold into the weights"
+        )
+
+
+def _check_bottleneck(peft_cfg: Mapping[str, Any]) -> None:
+    from transformers.activations import ACT2FN
+
+    if peft_cfg["bottleneck_size"] is not None:
+        _positive_int(peft_cfg, "bottleneck_size", "the adapter's width")
+    else:
+        _positive_int(peft_cfg, "reduction_factor", "the hidden size's divisor giving the adapter's width")
+    if peft_cfg["non_linearity"] not in ACT2FN:
+        raise FewtuneError(
+            f"peft.non_linearity='{peft_cfg['non_linearity']}' is unknown; use one of transformers' "
+            "activations, e.g. relu, gelu, swish, tanh"
         )
 
 
