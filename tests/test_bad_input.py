@@ -426,7 +426,7 @@ def test_cli_sigterm_says_the_job_was_stopped_and_how_to_resume(tiny_masked, dat
     message = json.loads((out / "failed.json").read_text())["error"]
     assert message.startswith("stopped by SIGTERM (scancel, a preemption or the time limit); ")
     assert "to continue from checkpoints/last.ckpt (step " in message
-    assert message.endswith("run the same command again (a sweep: with the same hydra.sweep.dir)")
+    assert message.endswith(f"run the same command again (with hydra.run.dir={out})")  # a single run's folder
     assert one_line(result) == f"error: {message}"
     assert result.returncode == 128 + signal.SIGTERM
     assert not (out / "metrics.json").exists()

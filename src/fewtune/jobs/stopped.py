@@ -90,9 +90,21 @@ def _how_to_continue(out: Path, requeued: bool) -> str:
             else "from step 0 (no checkpoint yet)"
         )
         return f"SLURM starts it again and it continues {where}"
+    where = _same_folder(out)
     if stamp is None:
-        return f"no checkpoint yet: the same command again ({SAME_SWEEP}) starts it afresh"
+        return f"no checkpoint yet: the same command again ({where}) starts it afresh"
     return (
         f"to continue from {CHECKPOINT_DIR}/{LAST}.ckpt (step {stamp['step']}), "
-        f"run the same command again ({SAME_SWEEP})"
+        f"run the same command again ({where})"
     )
+
+
+def _same_folder(out: Path) -> str:
+    """How the same command finds the job's folder again: a sweep's job is found by its number
+    in the same hydra.sweep.dir, but a single run's folder is timestamped, so it must be named."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN:
+        return f"with hydra.run.dir={out}"
+    return SAME_SWEEP
