@@ -38,7 +38,7 @@ def _multirun(sweep_dir: Path, model: Path, data: Path, *overrides: str) -> None
     args = [
         "-m", "model=hf", f"model.path={model}", "method=prompt", f"paths.data_dir={data}", "logger=none",
         "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_steps=2", "trainer.val_check_interval=1",
-        "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep_dir}", *overrides,
+        "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep_dir}", *overrides,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-m", "fewtune.train", *args], capture_output=True, text=True, env=env)
