@@ -1,7 +1,6 @@
 """The sdpa_backends setting (models/attention.py): which attention kernels the steps may use."""
 
 import pytest
-import torch
 
 from conftest import compose_cfg, tiny_overrides
 
@@ -19,7 +18,9 @@ def test_auto_leaves_cudnn_out_on_gpus_and_trains_with_the_math_kernel_on_the_cp
     assert allowed(["flash", "math"], "cuda", "eval") == ("flash", "math")
 
 
-def test_a_bad_setting_is_one_clear_line_before_weights_load(tiny_causal, data_dir, tmp_path, monkeypatch):
+def test_a_bad_setting_is_one_clear_line_before_weights_load(
+    tiny_causal, data_dir, tmp_path, monkeypatch
+):
     from fewtune.errors import FewtuneError
     from fewtune.models import backbones
     from fewtune.run.build import build
@@ -28,8 +29,12 @@ def test_a_bad_setting_is_one_clear_line_before_weights_load(tiny_causal, data_d
         raise AssertionError("weights were loaded before the setting was checked")
 
     monkeypatch.setattr(backbones, "load_model", no_weights)
-    cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", "sdpa_backends=[flash,fast]"), tmp_path)
-    with pytest.raises(FewtuneError, match=r"sdpa_backends=.*use auto, default or a list of flash, efficient"):
+    cfg = compose_cfg(
+        tiny_overrides(tiny_causal, data_dir, "prompt", "sdpa_backends=[flash,fast]"), tmp_path
+    )
+    with pytest.raises(
+        FewtuneError, match=r"sdpa_backends=.*use auto, default or a list of flash, efficient"
+    ):
         build(cfg)
 
 
@@ -46,14 +51,21 @@ def test_steps_use_the_allowed_kernels_and_give_the_same_loss(tiny_causal, data_
 
     losses = {}
     for setting in ("auto", "[flash]", "default"):
-        cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", f"sdpa_backends={setting}"), tmp_path)
+        cfg = compose_cfg(
+            tiny_overrides(tiny_causal, data_dir, "prompt", f"sdpa_backends={setting}"), tmp_path
+        )
         datamodule, module = build(cfg)
         datamodule.setup()
         batch = datamodule.collate(datamodule.encoded["train"])
         module.eval()  # no dropout: the settings compute the same function
         used = kernels_run(module, batch, module.training_step)
-        if setting == "auto":  # the math kernel for CPU training steps, torch's flash kernel for evaluation
-            assert used == {"aten::scaled_dot_product_attention", "aten::_scaled_dot_product_attention_math"}
+        if (
+            setting == "auto"
+        ):  # the math kernel for CPU training steps, torch's flash kernel for evaluation
+            assert used == {
+                "aten::scaled_dot_product_attention",
+                "aten::_scaled_dot_product_attention_math",
+            }
             evaluated = kernels_run(module, batch, module.validation_step)
             assert "aten::_scaled_dot_product_flash_attention_for_cpu" in evaluated
         if setting == "[flash]":

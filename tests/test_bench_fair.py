@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+
 from conftest import compose_cfg, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -3,6 +3,7 @@ on any device: they are drawn on the CPU from the seed (models/seeded_init.py), 
 
 import pytest
 import torch
+
 from conftest import compose_cfg, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+
 from conftest import compose_cfg, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,7 +45,10 @@ def test_auto_ladders_every_batch_on_a_gpu_and_all_but_evaluation_on_the_cpu():
     from fewtune.data.lengths import LengthLadder
 
     assert LengthLadder.from_config({}, gpu=True) == (LengthLadder(4), LengthLadder(4))
-    assert LengthLadder.from_config({"per_octave": "auto"}, gpu=False) == (LengthLadder(4), LengthLadder(0))
+    assert LengthLadder.from_config({"per_octave": "auto"}, gpu=False) == (
+        LengthLadder(4),
+        LengthLadder(0),
+    )
     two = LengthLadder(2, multiple=64, minimum=64)
     assert LengthLadder.from_config({"per_octave": 2, "multiple": 64, "minimum": 64}) == (two, two)
 
@@ -59,7 +63,10 @@ def test_collated_batches_are_padded_to_the_ladder():
     batch = collate(items)
     assert batch["input_ids"].shape == (3, 24)
     assert batch["attention_mask"].sum(1).tolist() == [3, 17, 9]
-    assert collate(items, evaluation=True)["input_ids"].shape == (3, 17)  # the evaluation ladder: none
+    assert collate(items, evaluation=True)["input_ids"].shape == (
+        3,
+        17,
+    )  # the evaluation ladder: none
     assert Collator(0)(items)["input_ids"].shape == (3, 17)
 
 
@@ -205,7 +212,10 @@ def random_length_split(root, k: int = 16, seed: int = 13, test_size: int = 320)
     "settings",
     [
         ["pack_training=auto", "shapes.per_octave=auto"],  # the CPU's defaults: packed rows
-        ["pack_training=false", "shapes.per_octave=4"],  # a GPU's defaults: padded, the ladder for all
+        [
+            "pack_training=false",
+            "shapes.per_octave=4",
+        ],  # a GPU's defaults: padded, the ladder for all
     ],
 )
 def test_a_1000_step_run_meets_at_most_8_shapes_and_records_them(settings, tiny_causal, tmp_path):
@@ -213,7 +223,11 @@ def test_a_1000_step_run_meets_at_most_8_shapes_and_records_them(settings, tiny_
 
     data = random_length_split(tmp_path / "data")
     overrides = tiny_overrides(tiny_causal, data, "prompt", "k=16", *settings)
-    overrides += ["trainer.max_steps=1000", "trainer.val_check_interval=100", "~callbacks.model_checkpoint"]
+    overrides += [
+        "trainer.max_steps=1000",
+        "trainer.val_check_interval=100",
+        "~callbacks.model_checkpoint",
+    ]
     results = train(compose_cfg(overrides, tmp_path / "run"))
     assert results["steps"] == 1000
     recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -40,7 +40,9 @@ class TrainLoop:
         self.optimizer = module.optimizer_factory(params)
         self.scheduler = None
         if module.scheduler_factory is not None:
-            self.scheduler = module.scheduler_factory(self.optimizer, num_training_steps=max(steps, 1))
+            self.scheduler = module.scheduler_factory(
+                self.optimizer, num_training_steps=max(steps, 1)
+            )
         self.shapes = ShapeLog()
         self.shapes.attach(module.model)
         self.shapes.phase = "train"

@@ -20,7 +20,6 @@ from typing import Any
 
 from fewtune.errors import FewtuneError
 
-
 AUTO_PER_OCTAVE = 4
 
 
@@ -38,7 +37,9 @@ class LengthLadder:
             )
 
     @classmethod
-    def from_config(cls, shapes: Mapping[str, Any] | None, gpu: bool = False) -> tuple[LengthLadder, LengthLadder]:
+    def from_config(
+        cls, shapes: Mapping[str, Any] | None, gpu: bool = False
+    ) -> tuple[LengthLadder, LengthLadder]:
         """The (training, evaluation) ladders of a run's ``shapes`` setting (absent: the defaults).
 
         ``per_octave: auto`` is 4 for both on a GPU, where a new shape costs a backend the most;
