@@ -21,8 +21,8 @@ import torch
 
 from fewtune.bench.peak import matmul_peak_gflops
 from fewtune.config import PROJECT_ROOT
-from fewtune.run.hardware import bf16_native, cpu_description
 from fewtune.jobs.atomic import write_json_atomic
+from fewtune.run.hardware import bf16_native, cpu_description
 
 CASES = [("smollm2-135m", "prompt"), ("smollm2-135m", "finetune"), ("minilm-l6", "finetune")]
 # the tiny stand-ins of the same three cases (bench/tiny.py)
@@ -116,8 +116,8 @@ def two_sided_case(spec: dict, naive: bool) -> dict:
 
 def proxy_cases(args, device: str) -> dict:
     """The tiny backbones' fewtune / tuned ratios: the host's cost of a step and an eval batch."""
+    from fewtune.bench.cases import compose
     from fewtune.bench.tiny import TINY, tiny_overrides
-    from fewtune.bench.worker import compose
 
     cache_dir = compose(["logger=none"]).paths.cache_dir
     out = {}

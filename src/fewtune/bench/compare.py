@@ -24,7 +24,7 @@ from fewtune.bench.timeline import Timeline
 
 
 def settings_built(case: str, settings: list[str], common: list[str], limit: int | None):
-    from fewtune.bench.worker import built
+    from fewtune.bench.cases import built
 
     model, method = case.split("/")
     base = [

@@ -159,7 +159,7 @@ def marked(summary: dict) -> str:
 
 
 def built(overrides: list[str], limit: int | None = None):
-    from fewtune.bench.worker import built as build
+    from fewtune.bench.cases import built as build
 
     return build({"overrides": overrides, "limit": limit})
 
@@ -231,7 +231,7 @@ def _ms(seconds: float | None) -> str:
 def part_c(cases: dict, device: str, limit: int | None, out: dict) -> None:
     from fewtune.bench import fewtune_side
     from fewtune.bench.baseline import evaluate
-    from fewtune.bench.worker import file_order_test_items, label_word_ids
+    from fewtune.bench.cases import file_order_test_items, label_word_ids
 
     say("\n== C: evaluation, ms per batch (* = input shape new to this process)")
     seen: dict = {}
@@ -272,8 +272,8 @@ def _show_eval(name: str, label: str, timeline, out: dict) -> None:
 def part_d(cases: dict, device: str, steps: int, limit: int | None, out: dict) -> None:
     from fewtune.bench.__main__ import agreement
     from fewtune.bench.baseline import evaluate, train_steps
+    from fewtune.bench.cases import file_order_test_items, in_file_order, label_word_ids
     from fewtune.bench.two_sided import measure
-    from fewtune.bench.worker import file_order_test_items, in_file_order, label_word_ids
 
     say("\n== D: fewtune, the tuned plain loop and the naive loop (steady medians, ms)")
     say(
@@ -367,8 +367,8 @@ def main(argv: list[str] | None = None, cases: dict[str, list[str]] | None = Non
     common = ["experiment=cpu", "task=sst2", "logger=none", accelerator]
     if cases is None:
         if args.tiny:
+            from fewtune.bench.cases import compose
             from fewtune.bench.tiny import tiny_overrides
-            from fewtune.bench.worker import compose
 
             cache_dir = compose(["logger=none"]).paths.cache_dir
             cases = {name: tiny_overrides(model, cache_dir) for name, model in TINY_CASES.items()}

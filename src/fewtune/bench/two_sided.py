@@ -42,7 +42,7 @@ def pooled(summaries: list[dict]) -> dict:
 def measure(spec: dict, kind: str) -> dict:
     """``kind`` 'train' (``spec['steps']`` steps a side a round) or 'eval' (the test split)."""
     from fewtune.bench import fewtune_side, tuned
-    from fewtune.bench.worker import built
+    from fewtune.bench.cases import built
     from fewtune.run.resources import peak_memory_mb
 
     device = spec.get("device", "cpu")

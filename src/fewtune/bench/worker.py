@@ -12,6 +12,14 @@ import sys
 import tempfile
 import time
 
+from fewtune.bench.cases import (
+    built,
+    file_order_test_items,
+    in_file_order,
+    label_word_ids,
+    non_embedding_params,
+)
+
 
 def bench_trainer(cfg, device: str, callback, **settings):
     """A Lightning trainer as the run's config has it (precision), without logging or saving."""
@@ -28,55 +36,6 @@ def bench_trainer(cfg, device: str, callback, **settings):
         enable_model_summary=False,
         **settings,
     )
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import open_dict
-
-    from fewtune.config import CONF_DIR
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = tempfile.mkdtemp(prefix="fewtune-bench-")
-    return cfg
-
-
-def built(spec: dict):
-    import pytorch_lightning as pl
-
-    from fewtune.run.build import build
-
-    cfg = compose(spec["overrides"])
-    pl.seed_everything(42)  # fewtune and the baseline get the same classifier-head init
-    datamodule, module = build(cfg)
-    datamodule.setup()
-    if spec.get("limit"):
-        datamodule.encoded["test"] = datamodule.encoded["test"][: spec["limit"]]
-    return cfg, datamodule, module
-
-
-def file_order_test_items(datamodule, limit: int | None):
-    """The test split in file order, encoded as fewtune encodes it, and the length-sorted order
-    fewtune evaluates in (a stable sort of the file order)."""
-    task = datamodule.task
-    examples = task.read_split(datamodule.folder, datamodule.sources["test"], datamodule.data_dir)
-    items = [datamodule.encoder.encode(ex, task.target(ex.label)) for ex in examples]
-    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
-    if limit:
-        order = order[:limit]
-        keep = set(order)
-        items_subset = [items[i] for i in sorted(keep)]
-        position = {i: j for j, i in enumerate(sorted(keep))}
-        return items_subset, [position[i] for i in order]
-    return items, order
-
-
-def label_word_ids(module):
-    ids = getattr(module, "label_word_ids", None)
-    return None if ids is None else ids.tolist()
 
 
 def measure_eval(spec: dict) -> dict:
@@ -113,14 +72,6 @@ def eval_figures(module, items, summary: dict) -> dict:
     }
 
 
-def in_file_order(sorted_logits, sorted_order):
-    import torch
-
-    logits = torch.empty_like(sorted_logits)
-    logits[torch.tensor(sorted_order)] = sorted_logits
-    return logits
-
-
 def _side(impl: str):
     from fewtune.bench import fewtune_side, tuned
 
@@ -128,11 +79,6 @@ def _side(impl: str):
     if impl not in sides:
         raise ValueError(f"unknown implementation {impl!r}: fewtune, tuned or baseline")
     return sides[impl]
-
-
-def non_embedding_params(model) -> int:
-    embeddings = model.get_input_embeddings().weight.numel()
-    return sum(p.numel() for p in model.parameters()) - embeddings
 
 
 def measure_train(spec: dict) -> dict:
