@@ -1,4 +1,9 @@
-"""Run the benchmark: ``python -m fewtune.bench [--quick] [--out FILE]``."""
+"""Run the benchmark: ``python -m fewtune.bench [--out FILE] [--cases ...] [--proxy ...]``.
+
+Each case: fewtune and the tuned plain loop in one process (alternating rounds), the naive
+baseline in its own; then the CPU proxy (tiny backbones) of a GPU's fixed costs. Writes the
+figures, per-step and per-batch times included, to benchmarks/latest.json and prints the table.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,12 @@ import torch
 
 from fewtune.bench.peak import matmul_peak_gflops
 from fewtune.config import PROJECT_ROOT
-from fewtune.run.hardware import bf16_native, cpu_description
 from fewtune.jobs.atomic import write_json_atomic
+from fewtune.run.hardware import bf16_native, cpu_description
 
 CASES = [("smollm2-135m", "prompt"), ("smollm2-135m", "finetune"), ("minilm-l6", "finetune")]
+# the tiny stand-ins of the same three cases (bench/tiny.py)
+PROXY_CASES = ["tiny-llama/prompt", "tiny-llama/finetune", "tiny-bert/finetune"]
 
 
 def run_worker(spec: dict) -> dict:
@@ -70,34 +77,75 @@ def accuracy(result: dict) -> float:
     return float((predictions == torch.tensor(result["labels"])).float().mean())
 
 
-def measure_case(model: str, method: str, common: list[str], steps: int, warmup: int, limit, device: str) -> dict:
+def measure_case(model: str, method: str, common: list[str], args, device: str) -> dict:
     # experiment=cpu: the protocol of the README's results (bf16-mixed); the trainer's accelerator
     # is auto, so the start-up command below trains on the GPU where there is one.
     overrides = [f"model={model}", f"method={method}", "experiment=cpu", *common]
     spec = {
-        "model": model, "method": method, "overrides": overrides, "steps": steps, "warmup": warmup, "limit": limit,
-        "device": device,
+        "model": model, "method": method, "overrides": overrides, "steps": args.steps, "warmup": args.warmup,
+        "limit": args.limit, "device": device, "rounds": args.rounds,
     }  # fmt: skip
-    case = {}
-    for kind in ("eval", "train"):
-        for impl in ("fewtune", "baseline"):
-            print(f"  {model} {method}: {kind} {impl}", flush=True)
-            case[f"{kind}_{impl}"] = run_worker({**spec, "kind": kind, "impl": impl})
-    case["agreement"] = agreement(case["eval_fewtune"], case["eval_baseline"])
-    case["accuracy"] = {impl: accuracy(case[f"eval_{impl}"]) for impl in ("fewtune", "baseline")}
+    case = two_sided_case(spec, naive=True)
     print(f"  {model} {method}: start-up", flush=True)
     case["startup"] = {
         "fewtune_s": fewtune_startup([*overrides, "trainer.max_steps=1"]),
         "baseline_s": baseline_startup(spec),
     }
-    for impl in ("fewtune", "baseline"):  # keep the JSON small: predictions were compared above
-        del case[f"eval_{impl}"]["logits"]
-        del case[f"eval_{impl}"]["labels"]
     return case
+
+
+def two_sided_case(spec: dict, naive: bool) -> dict:
+    """fewtune and the tuned loop in one process (each kind), and the naive baseline in its own."""
+    case = {}
+    for kind in ("eval", "train"):
+        name = f"{spec['model']} {spec['method']}"
+        print(f"  {name}: {kind}, fewtune and tuned", flush=True)
+        pair = {**spec, "kind": f"pair_{kind}", "impl": "pair", "steps": spec["steps"] + spec["warmup"]}
+        case[f"{kind}_pair"] = run_worker(pair)
+        if naive:
+            print(f"  {name}: {kind}, naive", flush=True)
+            case[f"{kind}_baseline"] = run_worker({**spec, "kind": kind, "impl": "baseline"})
+    if naive:
+        ours, base = case["eval_pair"], case["eval_baseline"]
+        case["agreement"] = agreement(ours, base)
+        case["accuracy"] = {"fewtune": accuracy(ours), "baseline": accuracy(base)}
+        del base["logits"], base["labels"]  # keep the JSON small: predictions were compared above
+    del case["eval_pair"]["logits"], case["eval_pair"]["labels"]
+    return case
+
+
+def proxy_cases(args, device: str) -> dict:
+    """The tiny backbones' fewtune / tuned ratios: the host's cost of a step and an eval batch."""
+    from fewtune.bench.cases import compose
+    from fewtune.bench.tiny import TINY, tiny_overrides
+
+    cache_dir = compose(["logger=none"]).paths.cache_dir
+    out = {}
+    for name in args.proxy:
+        model, method = name.split("/")
+        overrides = [*tiny_overrides(model, cache_dir), f"method={method}", "experiment=cpu", *args.overrides]
+        spec = {
+            "model": model, "method": method, "overrides": overrides, "steps": args.proxy_steps, "warmup": 0,
+            "limit": None, "device": device, "rounds": args.proxy_rounds, "stands_for": TINY[model],
+        }  # fmt: skip
+        out[name] = two_sided_case(spec, naive=False)
+    return out
+
+
+def md_row(cells: list[str]) -> str:
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|"
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{1000 * seconds:.1f}"
 
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "-"
+
+
+def steady(result: dict, side: str) -> float:
+    return result[side]["steady_median_s"] if side in result else result["step_times" if "step_times" in result else "batches"]["steady_median_s"]
 
 
 def render(results: dict) -> str:
@@ -107,46 +155,106 @@ def render(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']}; matmul peak {peak['float32']:.0f} GFLOP/s float32, {bf16}",
         "",
-        "| model | method | figure | fewtune | baseline | ratio |",
-        "|---|---|---|---|---|---|",
+        "| model | method | figure | fewtune | tuned | naive | fewtune vs naive | fewtune / tuned |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, case in results["cases"].items():
         model, method = name.split("/")
-        ef, eb, tf, tb = case["eval_fewtune"], case["eval_baseline"], case["train_fewtune"], case["train_baseline"]
+        ep, eb, tp, tb = case["eval_pair"], case["eval_baseline"], case["train_pair"], case["train_baseline"]
+        examples = ep["examples"]
+        e_f, e_t, e_n = steady(ep, "fewtune"), steady(ep, "tuned"), eb["batches"]["steady_median_s"]
+        t_f, t_t, t_n = steady(tp, "fewtune"), steady(tp, "tuned"), tb["step_times"]["steady_median_s"]
+        eval_rate = {side: examples / sum(ep[side]["rounds"][0]["per_item_s"]) for side in ("fewtune", "tuned")}
         rows = [
-            ("eval examples/s", ef["examples_per_s"], eb["examples_per_s"], False),
-            ("eval tokens/s", ef["tokens_per_s"], eb["tokens_per_s"], False),
-            ("train steps/s (batch 8)", tf["steps_per_s"], tb["steps_per_s"], False),
-            ("train tokens/s", tf["tokens_per_s"], tb["tokens_per_s"], False),
-            ("peak RSS eval (MB)", ef["peak_rss_mb"], eb["peak_rss_mb"], True),
-            ("peak RSS train (MB)", tf["peak_rss_mb"], tb["peak_rss_mb"], True),
+            # label, fewtune, tuned, naive, speed-up over naive (higher is better), time over tuned
+            ("eval examples/s (sum of batches)", eval_rate["fewtune"], eval_rate["tuned"], eb["examples_per_s"],
+             ratio(eval_rate["fewtune"], eb["examples_per_s"]), ratio(eval_rate["tuned"], eval_rate["fewtune"])),
+            ("eval batch, median (ms)", 1000 * e_f, 1000 * e_t, 1000 * e_n, ratio(e_n, e_f), ratio(e_f, e_t)),
+            ("eval first batch (ms)", 1000 * ep["fewtune"]["first_s"][0], 1000 * ep["tuned"]["first_s"][0],
+             1000 * eb["batches"]["first_s"], "", ""),
+            ("eval distinct shapes", ep["fewtune"]["distinct_shapes"], ep["tuned"]["distinct_shapes"],
+             eb["batches"]["distinct_shapes"], "", ""),
+            ("train step, median (ms)", 1000 * t_f, 1000 * t_t, 1000 * t_n, ratio(t_n, t_f), ratio(t_f, t_t)),
+            ("train first step (ms)", 1000 * tp["fewtune"]["first_s"][0], 1000 * tp["tuned"]["first_s"][0],
+             1000 * tb["step_times"]["first_s"], "", ""),
+            ("train distinct shapes", tp["fewtune"]["distinct_shapes"], tp["tuned"]["distinct_shapes"],
+             tb["step_times"]["distinct_shapes"], "", ""),
+            ("peak RSS eval (MB)", ep["peak_rss_mb"], None, eb["peak_rss_mb"], ratio(eb["peak_rss_mb"], ep["peak_rss_mb"]), ""),
+            ("peak RSS train (MB)", tp["peak_rss_mb"], None, tb["peak_rss_mb"], ratio(tb["peak_rss_mb"], tp["peak_rss_mb"]), ""),
             *[
-                (f"peak GPU memory {kind} (MB)", ours["peak_gpu_mb"], base["peak_gpu_mb"], True)
-                for kind, ours, base in (("eval", ef, eb), ("train", tf, tb))
+                (f"peak GPU memory {kind} (MB)", ours["peak_gpu_mb"], None, base["peak_gpu_mb"],
+                 ratio(base["peak_gpu_mb"], ours["peak_gpu_mb"]), "")
+                for kind, ours, base in (("eval", ep, eb), ("train", tp, tb))
                 if ours.get("peak_gpu_mb") and base.get("peak_gpu_mb")
             ],
-            ("start to first step (s)", case["startup"]["fewtune_s"], case["startup"]["baseline_s"], True),
-        ]
-        for label, ours, base, lower_is_better in rows:
-            r = ratio(base, ours) if lower_is_better else ratio(ours, base)
-            lines.append(f"| {model} | {method} | {label} | {ours:.2f} | {base:.2f} | {r} |")
-        mfu = ef["tokens_per_s"] * ef["flops_per_token"] / 1e9
+            ("start to first step (s)", case["startup"]["fewtune_s"], None, case["startup"]["baseline_s"],
+             ratio(case["startup"]["baseline_s"], case["startup"]["fewtune_s"]), ""),
+        ]  # fmt: skip
+        for label, ours, tuned, naive, vs_naive, vs_tuned in rows:
+            cells = ["" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in (ours, tuned, naive)]
+            lines.append(md_row([model, method, label, *cells, vs_naive, vs_tuned]))
+        mfu = eval_rate["fewtune"] * ep["tokens"] / examples * ep["flops_per_token"] / 1e9
+        base_mfu = eb["tokens_per_s"] * eb["flops_per_token"] / 1e9
         lines.append(
-            f"| {model} | {method} | eval MFU ({ours_peak} peak) | {100 * mfu / peak[ours_peak]:.0f}% | "
-            f"{100 * eb['tokens_per_s'] * eb['flops_per_token'] / 1e9 / peak['float32']:.0f}% (fp32 peak) | |"
+            f"| {model} | {method} | eval MFU | {100 * mfu / peak[ours_peak]:.0f}% ({ours_peak} peak) | | "
+            f"{100 * base_mfu / peak['float32']:.0f}% (fp32 peak) | | |"
         )
         agree = case["agreement"]
         lines.append(
-            f"| {model} | {method} | test accuracy | {100 * case['accuracy']['fewtune']:.2f} | "
+            f"| {model} | {method} | test accuracy | {100 * case['accuracy']['fewtune']:.2f} | | "
             f"{100 * case['accuracy']['baseline']:.2f} | {agree['disagree']} of {agree['of']} predictions differ, "
-            f"{agree['disagree_beyond_bf16_ties']} beyond bf16 ties |"
+            f"{agree['disagree_beyond_bf16_ties']} beyond bf16 ties | |"
         )
     for model, load in results["load"].items():
-        lines.append(f"| {model} | | load, cold (s) | {load['cold_s']:.2f} | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cold_s'])} |")
-        lines.append(f"| {model} | | load, cached (s) | {load['cached_s']:.2f} | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cached_s'])} |")
-    lines.append("")
-    lines.append("ratio: fewtune / baseline for rates, baseline / fewtune for times and memory (higher is better).")
+        lines.append(f"| {model} | | load, cold (s) | {load['cold_s']:.2f} | | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cold_s'])} | |")
+        lines.append(f"| {model} | | load, cached (s) | {load['cached_s']:.2f} | | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cached_s'])} | |")
+    lines += [
+        "",
+        (
+            "fewtune vs naive: fewtune's speed over the naive loop's (baseline / fewtune for times and memory; "
+            "higher is better). fewtune / tuned: fewtune's time over the tuned plain loop's (1.00x: Lightning and "
+            "fewtune's machinery cost nothing). Medians of the steps (batches) after each run's first, pooled over "
+            f"{results.get('rounds', 1)} alternating rounds."
+        ),
+    ]
+    if results.get("proxy"):
+        lines += ["", render_proxy(results["proxy"], results.get("proxy_limit", PROXY_LIMIT))]
     return "\n".join(lines) + "\n"
+
+
+PROXY_LIMIT = 1.25  # fewtune's step and eval batch at most this times the tuned loop's
+
+
+def render_proxy(proxy: dict, limit: float = PROXY_LIMIT) -> str:
+    lines = [
+        (
+            "CPU proxy for a GPU's fixed costs: tiny backbones (2 layers, hidden 64, the real tokenizers); "
+            f"fewtune must stay within {limit:.2f}x of the tuned loop."
+        ),
+        "",
+        "| proxy (stands for) | method | figure | fewtune (ms) | tuned (ms) | fewtune - tuned (ms) | fewtune / tuned | within |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, case in proxy.items():
+        model, method = name.split("/")
+        for kind, label in (("train", "train step, median"), ("eval", "eval batch, median")):
+            pair = case[f"{kind}_pair"]
+            ours, tuned = pair["fewtune"]["steady_median_s"], pair["tuned"]["steady_median_s"]
+            r = pair["steady_ratio"]
+            verdict = "yes" if r is not None and r <= limit else "NO"
+            from fewtune.bench.tiny import TINY
+
+            lines.append(
+                f"| {model} ({TINY.get(model, '')}) | {method} | {label} | {ms(ours)} | {ms(tuned)} | "
+                f"{ms(ours - tuned)} | {r:.2f}x | {verdict} |"
+            )
+        for kind in ("train", "eval"):
+            pair = case[f"{kind}_pair"]
+            lines.append(
+                f"| {model} | {method} | {kind} distinct shapes, first (ms) | {pair['fewtune']['distinct_shapes']}, "
+                f"{ms(pair['fewtune']['first_s'][0])} | {pair['tuned']['distinct_shapes']}, {ms(pair['tuned']['first_s'][0])} | | | |"
+            )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,6 +269,12 @@ def main(argv: list[str] | None = None) -> None:
         help="where evaluation and training run (the GPU when there is one)",
     )  # fmt: skip
     parser.add_argument("--cases", nargs="*", default=[f"{m}/{me}" for m, me in CASES], help="model/method pairs")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of fewtune and the tuned loop")
+    parser.add_argument(
+        "--proxy", nargs="*", default=list(PROXY_CASES), help="tiny model/method pairs of the CPU proxy (none: skip)"
+    )
+    parser.add_argument("--proxy-steps", type=int, default=40, help="training steps a side a round, tiny models")
+    parser.add_argument("--proxy-rounds", type=int, default=4, help="alternating rounds, tiny models")
     args = parser.parse_args(argv)
 
     print("matmul peak", flush=True)
@@ -176,12 +290,19 @@ def main(argv: list[str] | None = None) -> None:
         # bf16 only where the device has bf16 kernels: elsewhere fewtune runs float32 (and an
         # emulated bf16 product of this size would take minutes)
         "peak_gflops": {dtype: matmul_peak_gflops(getattr(torch, dtype), args.device) for dtype in dtypes},
+        "rounds": args.rounds,
         "cases": {},
+        "proxy": {},
+        "proxy_limit": PROXY_LIMIT,
         "load": {},
     }
+    if args.proxy:
+        print("CPU proxy (tiny backbones)", flush=True)
+        results["proxy"] = proxy_cases(args, args.device)
+        write_json_atomic(args.out, {**results, "complete": False})
     for name in args.cases:
         model, method = name.split("/")
-        results["cases"][name] = measure_case(model, method, args.overrides, args.steps, args.warmup, args.limit, args.device)
+        results["cases"][name] = measure_case(model, method, args.overrides, args, args.device)
         write_json_atomic(args.out, {**results, "complete": False})  # a killed run keeps the finished cases
     for model in sorted({name.split("/")[0] for name in args.cases}):
         if model in ("smollm2-135m", "minilm-l6"):

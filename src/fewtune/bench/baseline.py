@@ -27,17 +27,19 @@ def to_device(batch: dict, device: str) -> dict:
 
 
 @torch.no_grad()
-def evaluate(
-    model, items: list[Encoded], pad_id: int, label_word_ids, batch_size: int = 32, device: str = "cpu"
-) -> torch.Tensor:
-    """Label logits of every item, in the given (file) order."""
+def evaluate(model, items: list[Encoded], pad_id: int, label_word_ids, batch_size: int = 32, device: str = "cpu"):
+    """Label logits of every item, in the given (file) order, and per-batch times."""
+    from fewtune.bench.timeline import Timeline
+
     model.eval()
     collate = Collator(pad_id)
-    chunks = [
-        baseline_label_logits(model, to_device(collate(items[i : i + batch_size]), device), label_word_ids).cpu()
-        for i in range(0, len(items), batch_size)
-    ]
-    return torch.cat(chunks)
+    timeline, chunks = Timeline(device), []
+    for i in range(0, len(items), batch_size):
+        timeline.start()
+        batch = collate(items[i : i + batch_size])
+        chunks.append(baseline_label_logits(model, to_device(batch, device), label_word_ids).cpu())
+        timeline.stop(tuple(batch["input_ids"].shape), tokens=batch["attention_mask"].sum())
+    return torch.cat(chunks), timeline
 
 
 def train_step(model, optimizer, batch: dict, label_word_ids, device: str = "cpu") -> float:
@@ -48,3 +50,23 @@ def train_step(model, optimizer, batch: dict, label_word_ids, device: str = "cpu
     optimizer.step()
     optimizer.zero_grad()
     return float(loss)
+
+
+def train_steps(model, optimizer, datamodule, label_word_ids, steps: int, device: str = "cpu"):
+    """``steps`` steps on the data module's shuffled training batches padded to their longest
+    (no length ladder: what a plain script does); per-step times."""
+    from fewtune.bench.timeline import Timeline
+
+    collate = Collator(datamodule.collate.pad_id)
+    loader = torch.utils.data.DataLoader(
+        datamodule.encoded["train"], batch_size=datamodule.batch_size, shuffle=True, collate_fn=collate
+    )
+    timeline = Timeline(device)
+    while len(timeline.times) < steps:
+        for batch in loader:
+            if len(timeline.times) == steps:
+                break
+            timeline.start()
+            train_step(model, optimizer, batch, label_word_ids, device)  # its float(loss) waits for the GPU
+            timeline.stop(tuple(batch["input_ids"].shape), tokens=batch["attention_mask"].sum())
+    return timeline

@@ -12,6 +12,14 @@ import sys
 import tempfile
 import time
 
+from fewtune.bench.cases import (
+    built,
+    file_order_test_items,
+    in_file_order,
+    label_word_ids,
+    non_embedding_params,
+)
+
 
 def bench_trainer(cfg, device: str, callback, **settings):
     """A Lightning trainer as the run's config has it (precision), without logging or saving."""
@@ -30,152 +38,100 @@ def bench_trainer(cfg, device: str, callback, **settings):
     )
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import open_dict
-
-    from fewtune.config import CONF_DIR
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = tempfile.mkdtemp(prefix="fewtune-bench-")
-    return cfg
-
-
-def built(spec: dict):
-    import pytorch_lightning as pl
-
-    from fewtune.run.build import build
-
-    cfg = compose(spec["overrides"])
-    pl.seed_everything(42)  # fewtune and the baseline get the same classifier-head init
-    datamodule, module = build(cfg)
-    datamodule.setup()
-    if spec.get("limit"):
-        datamodule.encoded["test"] = datamodule.encoded["test"][: spec["limit"]]
-    return cfg, datamodule, module
-
-
-def file_order_test_items(datamodule, limit: int | None):
-    """The test split in file order, encoded as fewtune encodes it, and the length-sorted order
-    fewtune evaluates in (a stable sort of the file order)."""
-    task = datamodule.task
-    examples = task.read_split(datamodule.folder, datamodule.sources["test"], datamodule.data_dir)
-    items = [datamodule.encoder.encode(ex, task.target(ex.label)) for ex in examples]
-    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
-    if limit:
-        order = order[:limit]
-        keep = set(order)
-        items_subset = [items[i] for i in sorted(keep)]
-        position = {i: j for j, i in enumerate(sorted(keep))}
-        return items_subset, [position[i] for i in order]
-    return items, order
-
-
-def label_word_ids(module):
-    ids = getattr(module, "label_word_ids", None)
-    return None if ids is None else ids.tolist()
-
-
 def measure_eval(spec: dict) -> dict:
-    import pytorch_lightning as pl
-    import torch
-
-    from fewtune.bench.peak import synchronize
-
+    """The test split's label logits (in file order) and per-batch times of one implementation:
+    fewtune, the tuned plain loop, or the naive baseline."""
     device = spec.get("device", "cpu")
     cfg, datamodule, module = built(spec)
     items, sorted_order = file_order_test_items(datamodule, spec.get("limit"))
-    tokens = sum(len(it.input_ids) for it in items)
-    if spec["impl"] == "fewtune":
-        collected = []
-
-        class Collect(pl.Callback):
-            def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-                collected.append(outputs.float().cpu())
-
-        trainer = bench_trainer(cfg, device, Collect())
-        # As the baseline's timer: CUDA started and the weights on the device before it starts
-        # (trainer.test would do both inside the timer; on a GPU they cost seconds).
-        module.to(device)
-        synchronize(device)
-        start = time.perf_counter()
-        trainer.test(module, datamodule=datamodule, verbose=False)
-        synchronize(device)
-        seconds = time.perf_counter() - start
-        sorted_logits = torch.cat(collected)
-        logits = torch.empty_like(sorted_logits)
-        logits[torch.tensor(sorted_order)] = sorted_logits
-    else:
+    if spec["impl"] == "baseline":
         from fewtune.bench.baseline import evaluate
 
         model = module.model.float().to(device)
-        synchronize(device)
-        start = time.perf_counter()
-        logits = evaluate(model, items, datamodule.collate.pad_id, label_word_ids(module), device=device)
-        synchronize(device)
-        seconds = time.perf_counter() - start
+        logits, timeline = evaluate(model, items, datamodule.collate.pad_id, label_word_ids(module), device=device)
+    else:
+        side = _side(spec["impl"])
+        sorted_logits, timeline = side.evaluate(cfg, module, datamodule, device, set())
+        logits = in_file_order(sorted_logits, sorted_order)
+    return {**eval_figures(module, items, timeline.summary()), "logits": logits.tolist()}
+
+
+def eval_figures(module, items, summary: dict) -> dict:
+    """Rates over the whole split (its batches' times summed) beside the per-batch summary."""
+    tokens = sum(len(it.input_ids) for it in items)
+    seconds = sum(summary["per_item_s"])
     return {
         "examples": len(items),
         "tokens": tokens,
         "seconds": seconds,
         "examples_per_s": len(items) / seconds,
         "tokens_per_s": tokens / seconds,
-        "logits": logits.tolist(),
         "labels": [it.label for it in items],
         "flops_per_token": 2 * non_embedding_params(module.model),
+        "batches": summary,
     }
 
 
-def non_embedding_params(model) -> int:
-    embeddings = model.get_input_embeddings().weight.numel()
-    return sum(p.numel() for p in model.parameters()) - embeddings
+def _side(impl: str):
+    from fewtune.bench import fewtune_side, tuned
+
+    sides = {"fewtune": fewtune_side, "tuned": tuned}
+    if impl not in sides:
+        raise ValueError(f"unknown implementation {impl!r}: fewtune, tuned or baseline")
+    return sides[impl]
 
 
 def measure_train(spec: dict) -> dict:
+    """``warmup`` + ``steps`` training steps of one implementation; rates over the last ``steps``."""
     import torch
 
     steps, warmup = spec["steps"], spec["warmup"]
     device = spec.get("device", "cpu")
     cfg, datamodule, module = built(spec)
-    times, tokens = [], []
-    if spec["impl"] == "fewtune":
-        from fewtune.run.resources import StepTimer
-
-        class TokenCountingStepTimer(StepTimer):
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-                tokens.append(int(batch["attention_mask"].sum()))
-
-        timer = TokenCountingStepTimer()
-        trainer = bench_trainer(cfg, device, timer, max_steps=warmup + steps, limit_val_batches=0)
-        trainer.fit(module, datamodule=datamodule)
-        times = timer.times
-    else:
-        from fewtune.bench.baseline import train_step
+    torch.manual_seed(cfg.seed)  # the same shuffled batches for every implementation
+    if spec["impl"] == "baseline":
+        from fewtune.bench.baseline import train_steps
 
         model = module.model.float().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr)
-        ids = label_word_ids(module)
-        batches = iter(())
-        while len(times) < warmup + steps:
-            batch = next(batches, None)
-            if batch is None:
-                batches = iter(datamodule.train_dataloader())
-                continue
-            start = time.perf_counter()
-            train_step(model, optimizer, batch, ids, device)  # its float(loss) waits for the GPU
-            times.append(time.perf_counter() - start)
-            tokens.append(int(batch["attention_mask"].sum()))
-    seconds = sum(times[warmup:])
+        timeline = train_steps(model, optimizer, datamodule, label_word_ids(module), warmup + steps, device)
+    else:
+        timeline = _side(spec["impl"]).train(cfg, module, datamodule, device, warmup + steps, set())
+    return train_figures(timeline.summary(), steps, warmup)
+
+
+def train_figures(summary: dict, steps: int, warmup: int) -> dict:
+    timed = summary["per_item_s"][warmup:]
+    tokens = [n for n in summary.get("tokens", [])][warmup:]
+    seconds = sum(timed)
     return {
         "steps": steps,
         "seconds": seconds,
-        "steps_per_s": steps / seconds,
-        "tokens_per_s": sum(tokens[warmup:]) / seconds,
+        "steps_per_s": len(timed) / seconds,
+        **({"tokens_per_s": sum(tokens) / seconds} if tokens else {}),
+        "step_times": summary,
     }
+
+
+def measure_pair(spec: dict) -> dict:
+    """fewtune and the tuned loop in this process, alternating (bench/two_sided.py)."""
+    from fewtune.bench.two_sided import measure
+
+    kind = spec["kind"].removeprefix("pair_")
+    result = measure(spec, kind)
+    result.update(result.pop("memory"))  # fewtune's peak, read before the tuned loop ran
+    if kind == "eval":
+        import torch
+
+        _, datamodule, module = built(spec)
+        items, sorted_order = file_order_test_items(datamodule, spec.get("limit"))
+
+        result["logits"] = in_file_order(torch.tensor(result["logits"]), sorted_order).tolist()
+        result["labels"] = [it.label for it in items]
+        result["examples"] = len(items)
+        result["tokens"] = sum(len(it.input_ids) for it in items)
+        result["flops_per_token"] = 2 * non_embedding_params(module.model)
+    return result
 
 
 def measure_load(spec: dict) -> dict:
@@ -230,15 +186,26 @@ def measure_baseline_startup(spec: dict) -> dict:
     return {"first_step_at": first_step}
 
 
-KINDS = {"eval": measure_eval, "train": measure_train, "load": measure_load, "startup": measure_baseline_startup}
+KINDS = {
+    "eval": measure_eval,
+    "train": measure_train,
+    "pair_eval": measure_pair,
+    "pair_train": measure_pair,
+    "load": measure_load,
+    "startup": measure_baseline_startup,
+}
 
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    if spec.get("impl") != "baseline":  # fewtune and the tuned loop as a run has it; the naive loop as glibc has it
+        from fewtune.run.hardware import keep_freed_host_memory
+
+        keep_freed_host_memory()
     result = KINDS[spec["kind"]](spec)
     from fewtune.run.resources import peak_memory_mb
 
-    result.update(peak_memory_mb())  # peak_rss_mb, and peak_gpu_mb where a GPU was used
+    result = {**peak_memory_mb(), **result}  # a pair's own reading (after fewtune alone) first  # peak_rss_mb, and peak_gpu_mb where a GPU was used
     print("BENCH-RESULT " + json.dumps(result))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -9,17 +10,25 @@ import torch
 from torch.utils.data import DataLoader
 
 from fewtune.data.encoding import Encoded, PlainEncoder, PromptEncoder
+from fewtune.data.lengths import LengthLadder
 from fewtune.data.tasks import SPLITS, TaskSpec, check_k_shot
 
 
 class Collator:
-    """Pads a list of ``Encoded`` to the longest in the batch (right padding)."""
+    """Pads a list of ``Encoded`` to the longest in the batch (right padding), rounded up to the
+    ladder's next size where there is one (data/lengths.py): a run meets a few shapes. Training
+    and evaluation batches may have ladders of their own (``evaluation=True``)."""
 
-    def __init__(self, pad_id: int):
+    def __init__(self, pad_id: int, lengths: LengthLadder | None = None, eval_lengths: LengthLadder | None = None):
         self.pad_id = pad_id
+        self.lengths = lengths
+        self.eval_lengths = eval_lengths
 
-    def __call__(self, items: list[Encoded]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: list[Encoded], evaluation: bool = False) -> dict[str, torch.Tensor]:
         width = max(len(it.input_ids) for it in items)
+        ladder = self.eval_lengths if evaluation else self.lengths
+        if ladder is not None:
+            width = ladder.round_up(width)
         ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)
         for row, it in enumerate(items):
@@ -45,11 +54,13 @@ class FewShotDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         eval_batch_size: int = 32,
         test_split: str = "test",
+        lengths: LengthLadder | None = None,
+        eval_lengths: LengthLadder | None = None,
     ):
         super().__init__()
         self.task = task
         self.encoder = encoder
-        self.collate = Collator(pad_id)
+        self.collate = Collator(pad_id, lengths, eval_lengths)
         self.data_dir = data_dir
         self.k = k
         self.data_seed = data_seed
@@ -88,7 +99,8 @@ class FewShotDataModule(pl.LightningDataModule):
         data = self.encoded[split]
         # Under DDP each process gets its share of the split, no example twice (the metric is exact).
         sampler = eval_sampler(self.trainer, data)
-        return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, collate_fn=self.collate)
+        collate = partial(self.collate, evaluation=True)
+        return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, collate_fn=collate)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("dev")

@@ -36,13 +36,13 @@ class GroupCollator(Collator):
     probabilities, by ``Encoded.demos``; every row then brings its set's as ``batch["p_cf"]``.
     """
 
-    def __init__(self, pad_id: int):
-        super().__init__(pad_id)
+    def __init__(self, pad_id: int, lengths=None, eval_lengths=None):
+        super().__init__(pad_id, lengths, eval_lengths)
         self.p_cf: dict[tuple[int, ...], torch.Tensor] | None = None
 
-    def __call__(self, groups: list[list[Encoded]]) -> dict[str, torch.Tensor]:
+    def __call__(self, groups: list[list[Encoded]], evaluation: bool = False) -> dict[str, torch.Tensor]:
         rows = [row for group in groups for row in group]
-        batch = super().__call__(rows)
+        batch = super().__call__(rows, evaluation)
         sets = len(groups[0])
         batch["labels"] = batch["labels"][::sets]
         batch["sets"] = sets
@@ -90,7 +90,7 @@ class DemoDataModule(FewShotDataModule):
         self.cache_dir = cache_dir
         self.embed = embed  # None: settings.encoder is loaded with load_embed when sampling is similar
         self.load_embed = load_embed  # run/build.py gives models/sentence_encoder.py's load_encoder
-        self.collate = GroupCollator(self.collate.pad_id)
+        self.collate = GroupCollator(self.collate.pad_id, self.collate.lengths, self.collate.eval_lengths)
         # eval_batch_size counts rows, and every example brings eval_sets of them.
         self.eval_batch_size = max(1, self.eval_batch_size // settings.eval_sets)
 

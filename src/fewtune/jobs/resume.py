@@ -47,6 +47,7 @@ IGNORED = (
     "resume_checkpoint",
     "progress",
     "delete_checkpoints",
+    "host_memory",  # how glibc keeps freed memory (run/hardware.py)
     "trainer.default_root_dir",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",

@@ -16,6 +16,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from fewtune.data.lengths import LengthLadder
+from fewtune.models import attention
+from fewtune.models.device_defaults import pack_setting, packs_on
 from fewtune.run.metrics import build_metrics, to_floats
 
 
@@ -51,7 +54,9 @@ class FewShotModule(pl.LightningModule):
         scheduler: Callable | None = None,
         regression: bool = False,
         trained_only_checkpoints: bool = False,
-        pack_training: bool = True,
+        pack_training: bool | str = "auto",
+        lengths: LengthLadder | None = None,
+        sdpa_backends="auto",
     ):
         super().__init__()
         self.num_labels = num_labels
@@ -66,7 +71,12 @@ class FewShotModule(pl.LightningModule):
         self.trained_only_checkpoints = trained_only_checkpoints
         # Training batches without padding where the model packs correctly (models/packing.py);
         # probed on the first training batch. Evaluation batches are length-sorted already.
-        self.pack_training = pack_training
+        # auto: on the CPU, not on a GPU (models/device_defaults.py).
+        self.pack_training = pack_setting(pack_training)
+        # The ladder packed rows are filled up to (data/lengths.py): a few shapes in a run.
+        self.lengths = lengths
+        # The attention kernels the steps may use, per device and phase (models/attention.py).
+        self.sdpa_backends = attention.check(sdpa_backends)
         self._packing: str | None = None
         self._probed = False
 
@@ -75,7 +85,7 @@ class FewShotModule(pl.LightningModule):
 
     def packing(self, batch: dict[str, torch.Tensor]) -> str | None:
         """How this batch is packed ("positions", "block_mask"), or None: it stays padded."""
-        if not (self.training and self.pack_training):
+        if not (self.training and packs_on(self.pack_training, batch["input_ids"].device.type)):
             return None
         if not self._probed:
             from fewtune.models.packing import probe
@@ -120,12 +130,15 @@ class FewShotModule(pl.LightningModule):
         return F.cross_entropy(logits.float(), targets)
 
     def training_step(self, batch, batch_idx):
-        loss = self.loss(self.label_logits(batch), batch["labels"])
+        # the kernel chosen in the forward pass also runs the backward pass
+        with attention.kernels(self.sdpa_backends, self.device.type, "train"):
+            loss = self.loss(self.label_logits(batch), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
     def _evaluate(self, batch, metrics) -> torch.Tensor:
-        logits = self.label_logits(batch)
+        with attention.kernels(self.sdpa_backends, self.device.type, "eval"):
+            logits = self.label_logits(batch)
         metrics.update(self.predictions(logits), batch["labels"])
         return logits
 

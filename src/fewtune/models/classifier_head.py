@@ -30,7 +30,7 @@ class ClassifierModule(FewShotModule):
 
     def packed_rows(self, batch: dict[str, torch.Tensor], how: str) -> torch.Tensor:
         body, head = split_lm(self.model)
-        packed = pack(batch)
+        packed = pack(batch, self.lengths)
         hidden = packed_hidden(body, packed, how)
         pooler = getattr(body, "pooler", None)
         if pooler is not None:

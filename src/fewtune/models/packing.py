@@ -11,6 +11,10 @@ Whether a model packs correctly is not assumed from its name: ``probe`` runs a f
 both ways once, in float32, and packing is used only where the head's outputs agree. Models
 whose bodies add positions (peft's soft prompts) or heads that pool in their own way fall back
 to padded batches.
+
+With a length ladder (data/lengths.py) the row is filled up to the ladder's next size with a
+tail of padding tokens that is a sequence of its own (its positions restart at 0, its block is
+its own), so packed rows take a few lengths and the examples compute exactly as without it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from fewtune.data.lengths import LengthLadder
 
 HOW = ("positions", "block_mask")  # decoders, encoders
 
@@ -29,23 +35,33 @@ class Packed:
     position_ids: torch.Tensor  # [1, tokens], restarting at 0 at each example
     starts: torch.Tensor  # [batch]: where each example begins in the row
     lengths: torch.Tensor  # [batch]
+    tail: int = 0  # padding after the examples, up to the length ladder's size
 
     def block_mask(self) -> torch.Tensor:
-        """[1, 1, tokens, tokens], True where a token may attend: within its own example."""
-        example = torch.repeat_interleave(torch.arange(len(self.lengths), device=self.lengths.device), self.lengths)
+        """[1, 1, tokens, tokens], True where a token may attend: within its own example (the
+        tail within itself)."""
+        sizes = torch.cat([self.lengths, self.lengths.new_tensor([self.tail])]) if self.tail else self.lengths
+        example = torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes)
         return (example[:, None] == example[None, :])[None, None]
 
 
-def pack(batch: dict[str, torch.Tensor]) -> Packed:
-    """The real tokens of a right-padded batch in one row (the collators pad on the right)."""
+def pack(batch: dict[str, torch.Tensor], lengths: LengthLadder | None = None) -> Packed:
+    """The real tokens of a right-padded batch in one row (the collators pad on the right), filled
+    up to the ladder's next size where there is one."""
     real = batch["attention_mask"].bool()
-    lengths = real.sum(1)
-    return Packed(
-        input_ids=batch["input_ids"][real].unsqueeze(0),
-        position_ids=(real.cumsum(1) - 1)[real].unsqueeze(0),
-        starts=lengths.cumsum(0) - lengths,
-        lengths=lengths,
-    )
+    sizes = real.sum(1)
+    input_ids = batch["input_ids"][real].unsqueeze(0)
+    position_ids = (real.cumsum(1) - 1)[real].unsqueeze(0)
+    total = input_ids.size(1)
+    tail = lengths.round_up(total) - total if lengths is not None else 0
+    if tail:
+        # Any token will do (the tail attends only to itself and is never read); its positions
+        # restart at 0 (a new sequence for the decoders' packing rule) and stay below the longest
+        # example's (within the model's position table).
+        input_ids = torch.cat([input_ids, input_ids[:, :1].expand(1, tail)], 1)
+        restart = torch.arange(tail, device=position_ids.device) % position_ids.max().add(1)
+        position_ids = torch.cat([position_ids, restart[None]], 1)
+    return Packed(input_ids, position_ids, starts=sizes.cumsum(0) - sizes, lengths=sizes, tail=tail)
 
 
 def packed_hidden(body, packed: Packed, how: str) -> torch.Tensor:

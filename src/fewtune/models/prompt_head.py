@@ -67,7 +67,7 @@ class PromptModule(FewShotModule):
         return hidden[rows, batch["slot"]]
 
     def packed_rows(self, batch: dict[str, torch.Tensor], how: str) -> torch.Tensor:
-        packed = pack(batch)
+        packed = pack(batch, self.lengths)
         return packed_hidden(split_lm(self.model)[0], packed, how)[packed.starts + batch["slot"]]
 
     def label_logits(self, batch: dict[str, torch.Tensor], word_ids=None) -> torch.Tensor:

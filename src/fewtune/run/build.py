@@ -23,17 +23,21 @@ def build(cfg: DictConfig):
     from fewtune.data.demo_datamodule import DemoDataModule
     from fewtune.data.demonstrations import DemoSettings
     from fewtune.data.encoding import PlainEncoder, PromptEncoder
+    from fewtune.data.lengths import LengthLadder
     from fewtune.data.prompts import Template
     from fewtune.data.tasks import TaskSpec
     from fewtune.data.verbalizers import Verbalizer
     from fewtune.exits.modules import make_module
     from fewtune.exits.rules import from_run as exit_settings
-    from fewtune.models import backbones
+    from fewtune.models import attention, backbones
     from fewtune.models.classifier_head import ClassifierModule
     from fewtune.models.demo_head import DemoPromptModule
+    from fewtune.models.device_defaults import pack_setting
     from fewtune.models.prompt_head import PromptModule
+    from fewtune.models.seeded_init import drawn_on_cpu
     from fewtune.models.sentence_encoder import load_encoder
     from fewtune.run import checks
+    from fewtune.run.hardware import cuda_selected
     from fewtune.words.searched import task_config
 
     checks.check_settings(cfg)
@@ -44,6 +48,8 @@ def build(cfg: DictConfig):
     task = TaskSpec.from_config(task_config(cfg))  # method=prompt-autowords: the searched label words
     exits = exit_settings(cfg, task.regression)  # None: exit=none
     test_split = cfg.get("test_split", "test")
+    # the ladders of training and evaluation lengths (data/lengths.py); auto: per device
+    lengths, eval_lengths = LengthLadder.from_config(cfg.get("shapes"), cuda_selected(cfg.trainer.accelerator))
     # Fail on missing data before loading weights.
     folder = task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
     checks.check_data(task, folder, cfg.paths.data_dir, cfg.k, {"train": "train", "dev": "dev", "test": test_split})
@@ -59,7 +65,9 @@ def build(cfg: DictConfig):
         metric=task.metric,
         regression=task.regression,
         trained_only_checkpoints=peft.enabled(cfg.peft),
-        pack_training=cfg.get("pack_training", True),
+        pack_training=pack_setting(cfg.get("pack_training", "auto")),  # models/device_defaults.py
+        lengths=lengths,
+        sdpa_backends=attention.check(cfg.get("sdpa_backends", "auto")),  # models/attention.py
     )
     # peft changes the backbone in place: such a run gets a model of its own, not the one reused across jobs.
     reuse = not peft.enabled(cfg.peft)
@@ -71,15 +79,17 @@ def build(cfg: DictConfig):
         encoder = PromptEncoder(tokenizer, template, Verbalizer.of_task(task), task.max_length, spec.family == "causal")
         if exits is not None:  # an exit reads each word's logit at the slot of an inner layer
             encoder.require_single_tokens("early exit")
-        model = peft.apply(cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune)
+        with drawn_on_cpu(cfg.seed):  # new weights (adapters, soft prompts) the same on any device
+            model = peft.apply(cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune)
         if demos is None:
             module = make_module(PromptModule, exits, model, encoder.label_words, **optim)
         else:  # averages the predictions over several demonstration sets
             module = DemoPromptModule(model, encoder.label_words, demos.average, **optim)
     else:
         encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
-        model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
-        model = peft.apply(cfg.peft, model, "classifier", **tune)
+        with drawn_on_cpu(cfg.seed):  # the new head (and adapters) the same on any device
+            model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
+            model = peft.apply(cfg.peft, model, "classifier", **tune)
         module = make_module(ClassifierModule, exits, model, task.num_outputs, **optim)
 
     data_module = FewShotDataModule
@@ -97,6 +107,8 @@ def build(cfg: DictConfig):
         batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size,
         test_split=test_split,
+        lengths=lengths,
+        eval_lengths=eval_lengths,
     )
     return datamodule, module
 

@@ -42,3 +42,34 @@ def cpu_description() -> str:
     names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     name = names[0] if names else platform.processor() or platform.machine()
     return f"{name}, bf16 kernels: {'yes' if bf16_native('cpu') else 'no'}"
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+
+
+def keep_freed_host_memory(setting: str = "keep") -> bool:
+    """``host_memory: keep``: glibc serves allocations up to 1 GiB from its heap and keeps what is
+    freed for the next step, as a GPU's caching allocator does, instead of returning it to the
+    system and page-faulting it back. By default glibc maps large tensors (a step's gradients and
+    activations) afresh and unmaps them when freed, and whether it does so switches with its
+    history: the same training loop then ran in two modes, one ~1.5x slower (docs/performance.md).
+    Linux with glibc only; a user's own MALLOC_* or GLIBC_TUNABLES settings win. True if applied."""
+    import ctypes
+    import os
+    import platform
+    import sys
+
+    if setting not in ("keep", "release"):
+        from fewtune.errors import FewtuneError
+
+        raise FewtuneError(f"host_memory={setting!r} is not one of keep, release")
+    if setting != "keep" or not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    if any(name in os.environ for name in _GLIBC_MALLOC_ENV):
+        return False
+    libc = ctypes.CDLL("libc.so.6")
+    mapped = libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)  # up to 1 GiB from the heap, not mmap
+    trimmed = libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # and kept there once freed
+    return bool(mapped and trimmed)

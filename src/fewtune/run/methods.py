@@ -41,8 +41,10 @@ DEFAULT_RUNNER = "fewtune.run.single.run"
 def train(cfg: DictConfig) -> dict:
     """Run the job the config describes (the method's runner, or one model) and return its results."""
     from fewtune.run.checks import check_settings
+    from fewtune.run.hardware import keep_freed_host_memory
 
     check_settings(cfg)  # before any runner loads anything
+    keep_freed_host_memory(cfg.get("host_memory", "keep"))  # glibc keeps freed memory (run/hardware.py)
     return runner(cfg.method)(cfg)
 
 

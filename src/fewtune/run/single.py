@@ -23,6 +23,7 @@ def run(cfg: DictConfig) -> dict:
 
     from fewtune.jobs import resume
     from fewtune.jobs.atomic import write_json_atomic
+    from fewtune.models.shapes_met import ShapesMet
     from fewtune.run import distributed, workers
     from fewtune.run.build import build, instantiate_group
     from fewtune.run.fit import fit, keep_best_weights
@@ -48,7 +49,8 @@ def run(cfg: DictConfig) -> dict:
     step_timer = StepTimer()
     callbacks = [*instantiate_group(cfg.get("callbacks")), step_timer, *job.callbacks()] if train_it else []
     scored = ScoredExamples()
-    callbacks += [scored, *progress_callbacks(cfg)]
+    shapes = ShapesMet()  # distinct input shapes, for metrics.json
+    callbacks += [scored, shapes, *progress_callbacks(cfg)]
     loggers = instantiate_group(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -72,6 +74,7 @@ def run(cfg: DictConfig) -> dict:
         "trainable_share": round(trainable / total, 6),
         "task_storage_bytes": stored,
         "step_time_s": step_timer.mean_s,
+        **shapes.record(),
         **peak_memory_mb(),
     }
     results = {
