@@ -44,6 +44,8 @@ def build(cfg: DictConfig):
     from fewtune.searched_words import task_config
 
     method = cfg.method
+    if method.get("builder"):  # a method with a module of its own (method=setfit)
+        return hydra.utils.get_method(method.builder)(cfg)
     if method.head not in ("lm", "classifier"):
         raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
     peft.check(cfg.peft, method)
@@ -56,6 +58,7 @@ def build(cfg: DictConfig):
     demos = DemoSettings.from_method(method, causal=spec.family == "causal")  # None: no demonstrations
     if method.head == "lm":
         backbones.require_lm_head(spec)  # before the tokenizer and weights are loaded
+    pooling = classifier_pooling(method, spec, exits)  # None: the classifier class's own
     tokenizer = backbones.load_tokenizer(spec)
     optim = dict(
         # a peft method trains few weights from scratch: it brings its own learning rate (peft.lr)
@@ -85,7 +88,8 @@ def build(cfg: DictConfig):
         encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
         model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
         model = peft.apply(cfg.peft, model, "classifier", **tune)
-        module = make_module(ClassifierModule, exits, model, task.num_outputs, **optim)
+        head = dict(pooling=pooling, head_lr=method.get("head_lr"))
+        module = make_module(ClassifierModule, exits, model, task.num_outputs, **head, **optim)
 
     data_module = FewShotDataModule
     if demos is not None:  # each query with demonstrations from the training set
@@ -102,6 +106,18 @@ def build(cfg: DictConfig):
         test_split=test_split,
     )
     return datamodule, module
+
+
+def classifier_pooling(method, spec, exits):
+    """method.pooling for the classifier head: None where it is ``model`` (or unset), the class's own."""
+    from fewtune.models.pooling import resolve
+
+    setting = method.get("pooling") or "model"
+    if method.head != "classifier" or setting == "model":
+        return None
+    if exits is not None:
+        raise FewtuneError("early exit reads the classifier class's own pooling: use method.pooling=model, or exit=none")
+    return resolve(setting, spec.path, spec.family)
 
 
 def _instantiate_all(group) -> list:
@@ -139,7 +155,9 @@ def train(cfg: DictConfig) -> dict:
         from fewtune.pet.run import train_pet
 
         return train_pet(cfg)
-    start = time.perf_counter()
+    if cfg.method.get("runner"):  # a method that is more than one training run (method=setfit)
+        return hydra.utils.get_method(cfg.method.runner)(cfg)
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = Path(cfg.paths.output_dir)
     workers.require_own_process()  # the seed and the backbone cache are per process
     job = resume.Job(cfg)
@@ -196,6 +214,7 @@ def train(cfg: DictConfig) -> dict:
         "steps": trainer.global_step,
         "precision": str(trainer.precision),  # as resolved: experiment=cpu picks it by hardware
         "wall_time_s": round(time.perf_counter() - start, 2),
+        "cpu_time_s": round(time.process_time() - cpu_start, 2),  # all the process's threads
         **costs,
         **job.record(),
     }
