@@ -48,7 +48,11 @@ class LogProgress(ProgressBar):
         self._enabled = True
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if self._enabled:
+        if not self._enabled:
+            return
+        if trainer.limit_val_batches == 0:  # a phase without dev evaluation (SetFit's)
+            log.info("training: %s steps", trainer.max_steps)
+        else:
             log.info("training: %s steps, dev every %s steps", trainer.max_steps, trainer.val_check_interval)
 
     def on_validation_end(self, trainer, pl_module) -> None:
