@@ -128,7 +128,8 @@ _reusable: dict[tuple, tuple] = {}
 def load_model(
     spec: BackboneSpec, head: str, num_labels: int = 2, pad_token_id: int | None = None, reuse: bool = True
 ):
-    """``head='lm'``: the pre-trained LM head; ``head='classifier'``: a new classification head.
+    """``head='lm'``: the pre-trained LM head; ``head='classifier'``: a new classification head;
+    ``head='body'``: no head.
 
     ``reuse=False`` gives an LM-head model of the caller's own, neither taken from nor kept in
     the reuse cache: peft changes a model in place (injected layers, a wrapped body).
@@ -163,7 +164,11 @@ def load_model(
             # Decoder classifiers pool the last non-pad token, so they must know the pad id.
             model.config.pad_token_id = pad_token_id
         return model
-    raise FewtuneError(f"head '{head}' is unknown; use 'lm' or 'classifier'")
+    if head == "body":  # the transformer body alone, no head (SetFit's sentence encoder)
+        from transformers import AutoModel
+
+        return hub_call(AutoModel.from_pretrained, spec.path, spec.local, dtype=dtype)
+    raise FewtuneError(f"head '{head}' is unknown; use 'lm', 'classifier' or 'body'")
 
 
 def split_lm(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:

@@ -163,9 +163,12 @@ class FewShotModule(pl.LightningModule):
             trained = {name for name, p in self.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
 
+    def trainable_groups(self) -> list:
+        """What the optimizer gets: the trainable parameters, or parameter groups with their own lr."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
+        optimizer = self.optimizer_factory(self.trainable_groups())
         if self.scheduler_factory is None:
             return optimizer
         total = max(self.trainer.max_steps, 1)

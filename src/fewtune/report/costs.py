@@ -3,8 +3,8 @@
     python -m fewtune.table <multirun dirs> --costs     # also writes costs.md and costs.csv
 
 One row per task and method: trainable parameters and their share of the model, the bytes a
-run stores for the task, the mean training step time and peak memory (means over the seeds'
-best-on-dev runs, read from their metrics.json; the GPU's peak too where runs used one), and the test metric's mean (std) over seeds.
+run stores for the task, the mean training step time, the job's CPU time and peak memory (means
+over the seeds' best-on-dev runs, read from their metrics.json; the GPU's peak too where runs used one), and the test metric's mean (std) over seeds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from fewtune.jobs.atomic import write_file_atomic
 from fewtune.report.formats import to_csv, to_markdown
 from fewtune.report.summary import Cell, best_runs, order_key
 
-HEADER = ["Task", "Method", "Model", "Trainable params", "Share", "Stored per task", "Step time (s)", "Peak RSS (MB)"]
+HEADER = ["Task", "Method", "Model", "Trainable params", "Share", "Stored per task", "Step time (s)",
+          "CPU time per seed (s)", "Peak RSS (MB)"]  # fmt: skip
 
 
 def _size(n_bytes: float) -> str:
@@ -58,6 +59,7 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
         first = metrics[0]
         step = _mean([m.get("step_time_s") for m in metrics])
         rss = _mean([m.get("peak_rss_mb") for m in metrics])
+        cpu = _mean([m.get("cpu_time_s") for m in metrics])  # the whole job's: loading, training, dev, test
         gpu = _mean([m.get("peak_gpu_mb") for m in metrics])
         cell = Cell([run.test for run in group]).text(len(group))
         rows.append([
@@ -66,6 +68,7 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
             _or_dash(first.get("trainable_share"), lambda share: f"{100 * share:.3g}%"),
             _or_dash(first.get("task_storage_bytes"), _size),
             _or_dash(step, lambda v: f"{v:.2f}"),
+            _or_dash(cpu, lambda v: f"{v:.0f}"),
             _or_dash(rss, lambda v: f"{v:.0f}"),
             *[_or_dash(gpu, lambda v: f"{v:.0f}")] * on_gpu,
             *[cell if group[0].metric == m else "" for m in metric_names],

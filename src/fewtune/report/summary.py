@@ -16,7 +16,7 @@ from fewtune.report.runs import Run
 # LM-BFF Table 3's columns: single-sentence tasks, then sentence pairs.
 TASK_ORDER = ["sst2", "sst5", "mr", "cr", "mpqa", "subj", "trec", "cola",
               "mnli", "mnli-mm", "snli", "qnli", "rte", "mrpc", "qqp", "stsb"]
-METHOD_ORDER = ["zeroshot", "finetune", "prompt"]
+METHOD_ORDER = ["zeroshot", "finetune", "finetune-tuned", "setfit-logistic", "setfit-differentiable", "prompt"]
 
 
 @dataclass

@@ -38,10 +38,13 @@ def build(cfg: DictConfig):
     from fewtune.models.sentence_encoder import load_encoder
     from fewtune.run import checks
     from fewtune.run.hardware import cuda_selected
+    from fewtune.run.methods import load_function
     from fewtune.words.searched import task_config
 
     checks.check_settings(cfg)
     method = cfg.method
+    if method.get("builder"):  # a method with a module of its own (method=setfit)
+        return load_function(method.builder, f"method '{method.name}': builder")(cfg)
     if method.head not in ("lm", "classifier"):
         raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
     peft.check(cfg.peft, method)
@@ -57,6 +60,7 @@ def build(cfg: DictConfig):
     demos = DemoSettings.from_method(method, causal=spec.family == "causal")  # None: no demonstrations
     if method.head == "lm":
         backbones.require_lm_head(spec)  # before the tokenizer and weights are loaded
+    pooling = classifier_pooling(method, spec, exits)  # None: the classifier class's own
     tokenizer = backbones.load_tokenizer(spec)
     optim = dict(
         # a peft method trains few weights from scratch: it brings its own learning rate (peft.lr)
@@ -90,7 +94,8 @@ def build(cfg: DictConfig):
         with drawn_on_cpu(cfg.seed):  # the new head (and adapters) the same on any device
             model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
             model = peft.apply(cfg.peft, model, "classifier", **tune)
-        module = make_module(ClassifierModule, exits, model, task.num_outputs, **optim)
+        head = dict(pooling=pooling, head_lr=method.get("head_lr"))
+        module = make_module(ClassifierModule, exits, model, task.num_outputs, **head, **optim)
 
     data_module = FewShotDataModule
     if demos is not None:  # each query with demonstrations from the training set
@@ -111,6 +116,18 @@ def build(cfg: DictConfig):
         eval_lengths=eval_lengths,
     )
     return datamodule, module
+
+
+def classifier_pooling(method, spec, exits):
+    """method.pooling for the classifier head: None where it is ``model`` (or unset), the class's own."""
+    from fewtune.models.pooling import resolve
+
+    setting = method.get("pooling") or "model"
+    if method.head != "classifier" or setting == "model":
+        return None
+    if exits is not None:
+        raise FewtuneError("early exit reads the classifier class's own pooling: use method.pooling=model, or exit=none")
+    return resolve(setting, spec.path, spec.family)
 
 
 def instantiate_group(group) -> list:

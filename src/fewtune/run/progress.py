@@ -99,7 +99,11 @@ class LogProgress(ProgressBar):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._begin("training")
-        if self._enabled:
+        if not self._enabled:
+            return
+        if trainer.limit_val_batches == 0:  # a phase without dev evaluation (SetFit's)
+            self._say("training: %s steps", trainer.max_steps)
+        else:
             self._say("training: %s steps, dev every %s steps", trainer.max_steps, trainer.val_check_interval)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -33,7 +33,7 @@ def run(cfg: DictConfig) -> dict:
     from fewtune.run.scored import ScoredExamples
     from fewtune.scoring.calibration import calibrate_module
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = Path(cfg.paths.output_dir)
     workers.require_own_process()  # the seed and the backbone cache are per process
     job = resume.Job(cfg)
@@ -87,6 +87,7 @@ def run(cfg: DictConfig) -> dict:
         "steps": trainer.global_step,
         "precision": str(trainer.precision),  # as resolved: experiment=cpu picks it by hardware
         "wall_time_s": round(time.perf_counter() - start, 2),
+        "cpu_time_s": round(time.process_time() - cpu_start, 2),  # all the process's threads
         **costs,
         **job.record(),
     }
