@@ -132,6 +132,8 @@ def train(cfg: DictConfig) -> dict:
 
     from fewtune import distributed, resume, workers
     from fewtune.calibration import calibrate_module
+    from fewtune.predictions.recorder import PredictionRecorder
+    from fewtune.predictions.run_files import log_predictions, write_run_predictions
     from fewtune.progress_bars import progress_callbacks
     from fewtune.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
 
@@ -154,7 +156,8 @@ def train(cfg: DictConfig) -> dict:
     train_it = bool(cfg.method.train)
     step_timer = StepTimer()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), step_timer, *job.callbacks()] if train_it else []
-    callbacks += progress_callbacks(cfg)
+    recorder = PredictionRecorder()  # every dev and test example's prediction: predictions/*.parquet
+    callbacks += [*progress_callbacks(cfg), recorder]
     loggers = _instantiate_all(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -178,6 +181,8 @@ def train(cfg: DictConfig) -> dict:
     if test_split != "test":
         log.warning("test_split=%s: the test metrics are on the %s split, not the test set", test_split, test_split)
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    if train_it:  # the dev predictions of the tested weights (fit's dev evaluations are not kept)
+        trainer.validate(module, datamodule=datamodule, verbose=False)
 
     costs = {
         "trainable_params": trainable,
@@ -199,11 +204,14 @@ def train(cfg: DictConfig) -> dict:
         **costs,
         **job.record(),
     }
+    predictions = {}
     if trainer.is_global_zero:  # under DDP, one process writes the run's files
+        predictions = write_run_predictions(out, recorder, datamodule)  # before metrics.json marks the run complete
         write_json_atomic(out / METRICS_FILE, results)
         job.finish()
     for logger in loggers:
         logger.log_metrics({f"cost/{name}": v for name, v in costs.items() if v is not None}, step=trainer.global_step)
+        log_predictions([logger], predictions)  # W&B: as tables
         logger.save()
     if cfg.get("delete_checkpoints") and ckpt_path and trainer.is_global_zero:
         Path(ckpt_path).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -30,6 +31,7 @@ class Collator:
             "attention_mask": mask,
             "labels": torch.tensor([it.label for it in items]),
             "slot": torch.tensor([it.slot for it in items]),
+            "index": torch.tensor([it.index for it in items]),
         }
 
 
@@ -66,7 +68,9 @@ class FewShotDataModule(pl.LightningDataModule):
             return
         for split in SPLITS:
             examples = self.read(split)
-            encoded = [self.encoder.encode(ex, self.task.target(ex.label)) for ex in examples]
+            encoded = [
+                replace(self.encoder.encode(ex, self.task.target(ex.label)), index=i) for i, ex in enumerate(examples)
+            ]
             if split != "train":
                 # Evaluation order does not matter: sorting by length makes padding minimal.
                 encoded.sort(key=lambda e: len(e.input_ids))

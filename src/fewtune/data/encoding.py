@@ -24,6 +24,9 @@ class Encoded:
     # With demonstrations: the training examples drawn to be shown (indices), which name the
     # set whose content-free probabilities calibrate this row (fewtune/demo_calibration.py).
     demos: tuple[int, ...] = ()
+    # The example's position in its split's file: evaluation sorts by length, and the stored
+    # per-example predictions (fewtune/predictions/) name each example by this. -1: not from a file.
+    index: int = -1
 
 
 def special_tokens(tokenizer) -> tuple[list[int], list[int]]:

@@ -130,7 +130,8 @@ class FewShotModule(pl.LightningModule):
         return logits
 
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch, self.val_metrics)
+        # The label logits go to callbacks' on_validation_batch_end (the dev predictions).
+        return self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self):
         self.log_dict(to_floats(self.val_metrics.compute()), prog_bar=True)
