@@ -4,9 +4,10 @@
 
 Copies into ``<out>/<each folder's name>`` what ``python -m fewtune.table`` reads back (each
 run's .hydra/config.yaml and overrides.yaml, its JSON results such as metrics.json or
-failed.json, and each multirun.yaml), keeping the folders' layout, so the table is rebuilt later
-on any machine:
-``python -m fewtune.table results/<folder's name>``. About 4 KB per run.
+failed.json, its per-example predictions predictions/*.parquet, and each multirun.yaml), keeping
+the folders' layout, so the table, its significance marks and ensembles are rebuilt later on any
+machine: ``python -m fewtune.table results/<folder's name>``. About 4 KB per run, plus about 10 KB
+of predictions for SST-2's 872 test examples; --no-predictions leaves them out.
 """
 
 from __future__ import annotations
@@ -21,24 +22,26 @@ from fewtune.results import write_file_atomic
 SKIPPED_FOLDERS = {"checkpoints", "wandb"}  # W&B's own JSON files: large, and the table does not read them
 
 
-def kept_files(root: Path) -> list[Path]:
+def kept_files(root: Path, predictions: bool = True) -> list[Path]:
     """The files below ``root`` that the table reads, relative to ``root``."""
     def read_by_table(path: Path) -> bool:
         if path.parent.name == ".hydra":
             return path.name in ("config.yaml", "overrides.yaml")
+        if path.parent.name == "predictions":
+            return predictions and path.suffix == ".parquet"
         return path.name == "multirun.yaml" or path.suffix == ".json"
 
     relatives = (path.relative_to(root) for path in sorted(root.rglob("*")) if path.is_file())
     return [rel for rel in relatives if read_by_table(rel) and not SKIPPED_FOLDERS & set(rel.parts)]
 
 
-def archive(roots: list[Path], out: Path) -> int:
+def archive(roots: list[Path], out: Path, predictions: bool = True) -> int:
     """Copy the kept files of every root into ``out/<root's name>``; returns how many."""
     copied = 0
     for root in roots:
         if not root.is_dir():
             raise FewtuneError(f"{root} is not a folder; give a multirun folder (outputs/multiruns/<name>)")
-        files = kept_files(root)
+        files = kept_files(root, predictions)
         if not any(f.name == "config.yaml" for f in files):
             raise FewtuneError(f"no runs (folders with .hydra/config.yaml) under {root}; nothing to archive")
         for relative in files:
@@ -51,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fewtune.archive", description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="multirun (or run) folders")
     parser.add_argument("--out", type=Path, required=True, help="copy each folder into <out>/<its name>, e.g. --out results")
+    parser.add_argument("--no-predictions", action="store_true", help="leave out the per-example predictions")
     args = parser.parse_args(argv)
     try:
-        copied = archive(args.dirs, args.out)
+        copied = archive(args.dirs, args.out, predictions=not args.no_predictions)
     except FewtuneError as err:
         sys.exit(f"error: {err}")
     print(f"{copied} files of {len(args.dirs)} folder(s) copied to {args.out}")

@@ -87,12 +87,15 @@ def _generations(generations: list[list[Trained]], weights, targets: list[int], 
     ]
 
 
-def log_results(cfg, results: dict) -> None:
-    """The run's config and its test, ensemble and distilled metrics, to the configured loggers."""
+def log_results(cfg, results: dict, predictions: dict | None = None) -> None:
+    """The run's config and its test, ensemble and distilled metrics (and its test and dev
+    predictions, as W&B tables), to the configured loggers."""
+    from fewtune.predictions.run_files import log_predictions
     from fewtune.train import _instantiate_all
 
     values = {f"{part}/{name}": v for part in ("test", "ensemble", "distilled") for name, v in results.get(part, {}).items()}
     for logger in _instantiate_all(cfg.get("logger")):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(values, step=results["steps"])
+        log_predictions([logger], predictions or {})
         logger.save()
