@@ -7,9 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import (
+    NEGATIVE,
+    POSITIVE,
+    SHARED_DATA,
+    compose_cfg,
+    tiny_overrides,
+    write_sst2_split,
+)
 from omegaconf import OmegaConf
-
-from conftest import NEGATIVE, POSITIVE, SHARED_DATA, compose_cfg, tiny_overrides, write_sst2_split
 
 MOVE = "optimizer.lr=5e-3"  # the tiny models' weights move: their predictions differ by example
 TWO_PATTERNS = 'task.pet_templates.masked=["{sentence} It was {mask} .","Just {mask} ! {sentence}"]'

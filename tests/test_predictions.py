@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA, load_task
+from prediction_runs import NEEDS_SHARED_DATA, RUNS, finished_run
+
 from fewtune.predictions.rescore import rescore
 from fewtune.predictions.store import path_of, read, read_run
-from prediction_runs import NEEDS_SHARED_DATA, RUNS, finished_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -103,6 +103,7 @@ def test_a_missing_file_says_what_is_missing(tmp_path):
 
 def test_wandb_gets_the_dev_and_test_predictions_as_tables(data_dir, tiny_masked, tmp_path, monkeypatch):
     from conftest import compose_cfg, tiny_overrides
+
     from fewtune.train import _finish_wandb, train
 
     monkeypatch.setenv("WANDB_MODE", "offline")
