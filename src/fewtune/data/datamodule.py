@@ -62,6 +62,8 @@ class FewShotDataModule(pl.LightningDataModule):
         # is missing (MNLI-mismatched, QQP here) and the user asks for it with test_split=dev.
         self.sources = {"train": "train", "dev": "dev", "test": test_split}
         self.folder = task.check_files(data_dir, k, data_seed, tuple(dict.fromkeys(self.sources.values())))
+        # A phase's examples given instead of read (fewtune.predict: the user's texts as the test split).
+        self.supplied: dict[str, list] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.encoded:
@@ -78,6 +80,8 @@ class FewShotDataModule(pl.LightningDataModule):
 
     def read(self, split: str) -> list:
         """The examples of a phase's split, with K per class checked in train and dev."""
+        if split in self.supplied:
+            return self.supplied[split]
         examples = self.task.read_split(self.folder, self.sources[split], self.data_dir)
         if split != "test":
             check_k_shot(self.task, examples, self.k, split)
