@@ -15,7 +15,10 @@ Written to --out (default: the first folder): table.md, table.tex, table.csv, ru
 run, whether its number is in the table, its config hash and git commit), a bar chart of
 mean and std per task with every seed as a dot (bar_chart.png), where the runs have several
 K a learning curve (learning_curve.png), and where there are peft runs trainable parameters
-against the metric (params_accuracy.png). --paper adds LM-BFF's Table 3 rows (fewtune/paper.py) with the citation;
+against the metric (params_accuracy.png). Where runs stored per-example predictions
+(predictions/test.parquet), each pair of rows in a column gets a paired significance test, marked
+in table.md and table.tex and given in full in significance.csv, and each task and row a
+confusion matrix (confusion/*.png; fewtune/predictions/tables.py). --paper adds LM-BFF's Table 3 rows (fewtune/paper.py) with the citation;
 --wandb logs the table, a per-cell numeric table and the plots to a W&B run (offline unless
 WANDB_MODE=online).
 """
@@ -354,6 +357,7 @@ def make_table(
     wandb: bool = False,
     project: str = "fewtune",
     costs: bool = False,
+    resamples: int = 10_000,
 ) -> str:
     runs = collect_runs(roots)
     if not runs:
@@ -363,15 +367,20 @@ def make_table(
     note = paper_note() if table.has_paper else ""
     out = out or roots[0]
     out.mkdir(parents=True, exist_ok=True)
-    markdown = to_markdown(header, rows, note)
+    from fewtune.predictions.tables import significance_and_confusion
+
+    # runs with stored predictions: significance marks (and significance.csv), confusion matrices
+    extra = significance_and_confusion(table, best_runs(runs), out, resamples)
+    markdown = to_markdown(header, extra.rows(rows, table, "markdown"), extra.note(note, "markdown"))
     write_file_atomic(out / "table.md", markdown)
-    write_file_atomic(out / "table.tex", to_latex(header, rows, note))
+    write_file_atomic(out / "table.tex", to_latex(header, extra.rows(rows, table, "latex"), extra.note(note, "latex")))
     write_file_atomic(out / "table.csv", to_csv(header, rows))
     from fewtune.table_plots import write_plots
     from fewtune.table_runs import runs_csv
 
     write_file_atomic(out / "runs.csv", runs_csv(runs, best_runs(runs)))  # which runs each cell came from
     written = ["table.md", "table.tex", "table.csv", "runs.csv"] + [p.name for p in write_plots(table, out, runs)]
+    written += extra.written
     if costs:
         from fewtune.table_costs import write_costs
 
@@ -398,9 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--costs", action="store_true", help="also costs.md/.csv: trainable params, storage, step time per method"
     )
+    parser.add_argument(
+        "--resamples", type=int, default=10_000,
+        help="bootstrap resamples of the significance test between rows with stored predictions (0: no test)",
+    )
     args = parser.parse_args(argv)
     try:
-        sys.stdout.write(make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project, args.costs))
+        tables = make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project, args.costs, args.resamples)
+        sys.stdout.write(tables)
     except FewtuneError as err:
         sys.exit(f"error: {err}")
     return 0
