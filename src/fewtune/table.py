@@ -192,7 +192,8 @@ def _read_run(folder: Path) -> Run:
         metric=cfg.task.metric,
         overrides=overrides,
         status="incomplete",
-        seed_free=not trains and cfg.method.get("demonstrations") is None,
+        # an ensemble of several seeds (fewtune.ensemble --by none) is one number too
+        seed_free=(not trains and cfg.method.get("demonstrations") is None) or bool(cfg.method.get("seed_free")),
         trains=trains,
         peft=peft_name,
     )
