@@ -130,3 +130,20 @@ def test_an_archive_keeps_the_predictions_unless_asked_not_to(request, tmp_path_
     assert rescore(read_run(kept)) == metrics_of(kept)["test"]
     archive([run], tmp_path / "lean", predictions=False)
     assert not (tmp_path / "lean" / run.name / "predictions").exists()
+
+
+def test_a_pet_runs_ensemble_and_distilled_rows_are_tested_with_their_own_predictions(request, tmp_path_factory, tmp_path):
+    import csv
+
+    from fewtune.table import make_table
+
+    run = finished_run("pet", request, tmp_path_factory)
+    saved = metrics_of(run)
+    make_table([run], tmp_path, resamples=200)
+    (pair,) = csv.DictReader((tmp_path / "significance.csv").open())
+    assert (pair["method_a"], pair["method_b"]) == ("pet", "pet-distilled")
+    assert float(pair["mean_a"]) == pytest.approx(saved["ensemble"]["acc"], abs=1e-6)
+    assert float(pair["mean_b"]) == pytest.approx(saved["distilled"]["acc"], abs=1e-6)
+    assert {p.name for p in (tmp_path / "confusion").iterdir()} == {
+        f"sst2_pet_{saved['model']}_k4.png", f"sst2_pet-distilled_{saved['model']}_k4.png"
+    }

@@ -56,15 +56,15 @@ def test_a_clear_gain_is_marked_and_the_caption_names_the_test(tmp_path):
     make_table([tmp_path / "runs"], tmp_path / "out", resamples=2000)
     markdown = (tmp_path / "out" / "table.md").read_text()
     latex = (tmp_path / "out" / "table.tex").read_text()
-    # rows: (a) zero-shot, (b) fine-tuning, (c) prompt; each beats the rows below it in accuracy
-    assert "| (a) Zero-shot prompt |" in markdown and "| (c) Prompt-based FT |" in markdown
-    lines = {line.split(" | ")[0]: line for line in markdown.splitlines() if line.startswith("| (")}
-    assert lines["| (c) Prompt-based FT"].endswith(")<sup>ab</sup> |")
+    # rows (a) zero-shot, (b) fine-tuning, then prompt, which beats both and is beaten by none (no letter)
+    lines = {line.split(" | ")[0]: line for line in markdown.splitlines() if line.startswith("| ")}
+    assert lines["| Prompt-based FT"].endswith(")<sup>ab</sup> |")
     assert lines["| (b) Fine-tuning"].endswith(")<sup>a</sup> |") and lines["| (a) Zero-shot prompt"].endswith("60.0 |")
-    assert "$^{ab}$" in latex and "(c) Prompt-based FT" in latex
+    assert "$^{ab}$" in latex and "(b) Fine-tuning" in latex
     assert "paired two-level bootstrap over the shared seeds and the test examples, 2000 resamples" in markdown
     assert "Holm-adjusted" in latex
     found = {(p["method_a"], p["method_b"]): p for p in pairs(tmp_path / "out")}
+    assert {(p["row_a"], p["row_b"]) for p in found.values()} == {("a", "b"), ("a", "c"), ("b", "c")}
     assert set(found) == {("zeroshot", "finetune"), ("zeroshot", "prompt"), ("finetune", "prompt")}
     prompt_vs_finetune = found[("finetune", "prompt")]
     assert prompt_vs_finetune["seeds"] == "13 21 42 87 100" and prompt_vs_finetune["significant"] == "yes"
@@ -84,7 +84,9 @@ def test_a_gap_that_flips_between_seeds_is_not_significant(tmp_path):
     assert (pair["method_a"], pair["method_b"]) == ("finetune", "prompt")
     assert float(pair["diff"]) == pytest.approx(0.78 - 0.804, abs=1e-6)
     assert pair["significant"] == "no" and float(pair["p_bootstrap"]) > 0.2
-    assert "<sup>" not in (tmp_path / "out" / "table.md").read_text()
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    assert "<sup>" not in markdown and "(a)" not in markdown
+    assert "No two rows differ significantly in any column (paired two-level bootstrap" in markdown
 
 
 def test_identical_predictions_differ_by_nothing(tmp_path):

@@ -72,6 +72,7 @@ class Run:
     seed_free: bool = False  # trains nothing and samples nothing: every seed gives the same test result
     trains: bool = True  # False for zeroshot and icl (calibrated or not): no trained parameters to plot
     peft: str = "none"  # the peft group's name: the params-vs-accuracy plot is drawn for peft runs
+    predictions_prefix: str = ""  # which predictions/<prefix>test.parquet the row scores (PET's ensemble row)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewtune.predictions.store import has_predictions, read_run
+from fewtune.predictions.store import has_predictions, prefix_of, read_run
 from fewtune.results import write_file_atomic
 
 FOLDER = "confusion"
@@ -26,7 +26,8 @@ def write_confusion_matrices(table, chosen: dict, out: Path) -> list[Path]:
             continue
         for task in table.tasks:
             runs = [run for key, run in sorted(chosen.items(), key=lambda kv: kv[0][-1])
-                    if key[:4] == (row.method, row.model, int(row.k), task) and has_predictions(run.path)]  # fmt: skip
+                    if key[:4] == (row.method, row.model, int(row.k), task)
+                    and has_predictions(run.path, "test", prefix_of(run))]  # fmt: skip
             if runs:
                 path = _draw(runs, f"{table.titles[task]}: {row.title} ({row.model}, K={row.k})", out, task, row)
                 if path is not None:
@@ -42,7 +43,7 @@ def _draw(runs: list, title: str, out: Path, task: str, row) -> Path | None:
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-    predictions = [read_run(run.path) for run in runs]
+    predictions = [read_run(run.path, "test", prefix_of(run)) for run in runs]
     if predictions[0].regression:
         return None
     labels = predictions[0].labels

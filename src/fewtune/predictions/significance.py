@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fewtune.predictions.rescore import metric_value
-from fewtune.predictions.store import Predictions, has_predictions, read_run
+from fewtune.predictions.store import Predictions, has_predictions, prefix_of, read_run
 
 ALPHA = 0.05
 RESAMPLES = 10_000
@@ -89,8 +89,11 @@ class Significance:
     letters: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        tested = sorted({p.a for p in self.pairs} | {p.b for p in self.pairs})
-        self.letters = {row: _letter(n) for n, row in enumerate(tested)}
+        # letters for the rows a mark names (beaten somewhere); significance.csv names the others too
+        beaten = sorted({p.b if p.diff > 0 else p.a for p in self.pairs if p.significant and p.diff != 0})
+        others = sorted(({p.a for p in self.pairs} | {p.b for p in self.pairs}) - set(beaten))
+        self.letters = {row: _letter(n) for n, row in enumerate(beaten + others)}
+        self.shown = set(beaten)
 
     def marks(self) -> dict[tuple[int, str], str]:
         """(row, task) -> the letters of the rows it is significantly better than in that column."""
@@ -108,7 +111,7 @@ class Significance:
         out = []
         for i, row in enumerate(text_rows):
             row = list(row)
-            if i in self.letters:
+            if i in self.shown:
                 row[0] = f"({self.letters[i]}) {row[0]}"
             for j, task in enumerate(tasks):
                 if (i, task) in marks:
@@ -117,10 +120,15 @@ class Significance:
         return out
 
     def caption(self) -> str:
+        test = (
+            f"paired two-level bootstrap over the shared seeds and the test examples, {self.resamples} resamples, "
+            f"two-sided, Holm-adjusted over the column's pairs, p < {ALPHA}"
+        )
+        if not self.shown:
+            return f"No two rows differ significantly in any column ({test}); every pair in significance.csv."
         return (
-            "A letter after a number: significantly better in that column than the row with that letter "
-            f"(paired two-level bootstrap over the shared seeds and the test examples, {self.resamples} resamples, "
-            f"two-sided, Holm-adjusted over the column's pairs, p < {ALPHA}); every pair in significance.csv."
+            f"A letter after a number: significantly better in that column than the row with that letter ({test}); "
+            "every pair in significance.csv."
         )
 
     def csv(self) -> str:
@@ -164,7 +172,8 @@ def _column(table, chosen: dict, task: str) -> list[RowSeeds]:
         if row.paper:
             continue
         runs = {key[-1]: run for key, run in chosen.items() if key[:4] == (row.method, row.model, int(row.k), task)}
-        by_seed = {seed: read_run(run.path) for seed, run in sorted(runs.items()) if has_predictions(run.path)}
+        by_seed = {seed: read_run(run.path, "test", prefix_of(run)) for seed, run in sorted(runs.items())
+                   if has_predictions(run.path, "test", prefix_of(run))}  # fmt: skip
         if by_seed:
             column.append(RowSeeds(i, by_seed, all(run.seed_free for run in runs.values())))
     return column

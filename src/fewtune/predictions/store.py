@@ -134,5 +134,10 @@ def read_run(run_dir: str | Path, split: str = "test", prefix: str = "") -> Pred
     return read(path_of(run_dir, split, prefix))
 
 
-def has_predictions(run_dir: str | Path, split: str = "test") -> bool:
-    return path_of(run_dir, split).is_file()
+def prefix_of(run) -> str:
+    """Which of a run folder's files a table row (fewtune.table.Run) scores: PET's ensemble row, ensemble-."""
+    return getattr(run, "predictions_prefix", "")
+
+
+def has_predictions(run_dir: str | Path, split: str = "test", prefix: str = "") -> bool:
+    return path_of(run_dir, split, prefix).is_file()
