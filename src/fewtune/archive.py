@@ -6,8 +6,8 @@ Copies into ``<out>/<each folder's name>`` what ``python -m fewtune.table`` read
 run's .hydra/config.yaml and overrides.yaml, its JSON results such as metrics.json or
 failed.json, its per-example predictions predictions/*.parquet, and each multirun.yaml), keeping
 the folders' layout, so the table, its significance marks and ensembles are rebuilt later on any
-machine: ``python -m fewtune.table results/<folder's name>``. About 4 KB per run, plus about 10 KB
-of predictions for SST-2's 872 test examples; --no-predictions leaves them out.
+machine: ``python -m fewtune.table results/<folder's name>``. About 4 KB per run, plus about 13 KB
+of predictions for SST-2 (872 test and 32 dev examples); --no-predictions leaves them out.
 """
 
 from __future__ import annotations

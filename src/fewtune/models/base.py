@@ -29,7 +29,9 @@ def score(logits: torch.Tensor) -> torch.Tensor:
     logits = logits.float()
     if logits.size(-1) == 1:
         return logits.squeeze(-1)
-    return logits.softmax(-1)[:, 1]
+    # contiguous: Pearson sums it batch by batch, and a strided column sums in another order than
+    # the stored scores do when they are re-scored (fewtune/predictions/rescore.py): bits would differ
+    return logits.softmax(-1)[:, 1].contiguous()
 
 
 def regression_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

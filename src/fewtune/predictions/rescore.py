@@ -25,14 +25,15 @@ def rescore(predictions: Predictions) -> dict[str, float]:
         metrics.update(*_batch(predictions, rows))
     out = to_floats(metrics.compute())
     if "exit_layer" in frame:
-        out["exit_layers"] = float(torch.from_numpy(frame["exit_layer"].to_numpy()).long().float().mean())
+        out["exit_layers"] = float(torch.tensor(frame["exit_layer"].to_numpy(), dtype=torch.long).float().mean())
     return out
 
 
 def _batch(predictions: Predictions, rows) -> tuple[torch.Tensor, torch.Tensor]:
     if predictions.regression:
-        return torch.from_numpy(rows["score"].to_numpy()), torch.from_numpy(rows["gold"].to_numpy())
-    return torch.from_numpy(rows["pred"].to_numpy()), torch.from_numpy(rows["gold"].to_numpy())
+        return torch.tensor(rows["score"].to_numpy()), torch.tensor(rows["gold"].to_numpy())
+    # label indices as the run's batches held them (int64)
+    return torch.tensor(rows["pred"].to_numpy(), dtype=torch.long), torch.tensor(rows["gold"].to_numpy(), dtype=torch.long)
 
 
 def metric_value(predictions: Predictions) -> float:

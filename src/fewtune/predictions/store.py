@@ -89,14 +89,14 @@ class Predictions:
               exit_layer=None) -> Predictions:  # fmt: skip
         """From arrays in evaluation order; ``batch`` and ``order`` default to one batch in the given order."""
         n = len(index)
-        columns: dict[str, Any] = {"index": np.asarray(index, np.int64)}
+        columns: dict[str, Any] = {"index": np.asarray(index, np.int32)}
         if meta["regression"]:
             columns["gold"] = np.asarray(gold, np.float32)
             columns["score"] = np.asarray(score, np.float32)
         else:
             probs = np.asarray(probs, np.float32)
-            columns["gold"] = np.asarray(gold, np.int64)
-            columns["pred"] = np.asarray(probs.argmax(-1) if pred is None else pred, np.int64)
+            columns["gold"] = np.asarray(gold, np.int32)
+            columns["pred"] = np.asarray(probs.argmax(-1) if pred is None else pred, np.int32)
             columns.update({PROB + label: probs[:, i] for i, label in enumerate(meta["labels"])})
         if exit_layer is not None:
             columns["exit_layer"] = np.asarray(exit_layer, np.int16)
@@ -110,9 +110,15 @@ class Predictions:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(self.frame, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(self.meta)})
+        # Only our metadata (pandas' own is larger than the numbers); and encodings that suit each
+        # column: index and order delta-coded, the floats byte-split, labels as dictionaries.
+        # SST-2's 872 test rows: about 10 KB instead of 18 KB.
+        table = table.replace_schema_metadata({META_KEY: json.dumps(self.meta)})
+        encodings = {name: "DELTA_BINARY_PACKED" for name in ("index", "order")}
+        encodings.update({name: "BYTE_STREAM_SPLIT" for name in table.column_names if name.startswith(PROB) or name == "score"})
+        dictionary = [name for name in table.column_names if name not in encodings]
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, compression="zstd", use_dictionary=dictionary, column_encoding=encodings)
         write_file_atomic(path, buffer.getvalue())
         return Path(path)
 
