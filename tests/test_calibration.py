@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fewtune.scoring.calibration import calibrate, content_free_examples, content_free_probs, content_free_texts
+
 from fewtune.errors import FewtuneError
 from fewtune.scoring.playground import Playground
 from fewtune.scoring.probs import label_probs

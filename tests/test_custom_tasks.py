@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fewtune.config import CONF_DIR, PROJECT_ROOT
+
 from fewtune.sample import main as sample_main
 from fewtune.table import main as table_main
 

@@ -7,6 +7,7 @@ from conftest import SHARED_DATA, load_task
 from omegaconf import OmegaConf
 
 from fewtune.config import CONF_DIR
+
 from fewtune.data.tasks import TaskSpec, check_k_shot, read_examples
 from fewtune.errors import FewtuneError
 

@@ -75,6 +75,18 @@ def test_ddp_test_metric_equals_one_process(ddp_runs, name):
     assert sorted(p.name for p in run.glob("*.json")) == ["metrics.json"]
 
 
+@pytest.mark.parametrize("name", list(RUNS))
+def test_ddp_stores_each_examples_prediction_once_and_rescores_to_the_metric(ddp_runs, name):
+    from fewtune.predictions.rescore import rescore
+    from fewtune.predictions.store import read_run
+
+    run = ddp_runs[name][0]
+    predictions = read_run(run)  # gathered from both processes, written by rank 0
+    assert predictions.frame["index"].tolist() == list(range(15))
+    assert rescore(predictions) == json.loads((run / "metrics.json").read_text())["test"]
+    assert read_run(run, "dev").frame["index"].tolist() == list(range(8))
+
+
 def test_ddp_peft_run_keeps_task_weights_once(ddp_runs):
     run = ddp_runs["prompt-lora"][0]
     assert (run / "task_weights.safetensors").is_file()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fewtune"
-MAX_TOP_LEVEL_MODULES = 10
+MAX_TOP_LEVEL_MODULES = 11  # the commands (train, evaluate, predict, ensemble, ...), errors, config
 
 
 def module_name(path: Path) -> str:

@@ -102,7 +102,7 @@ def test_table_has_mean_and_std_over_seeds(multirun_dir, tmp_path):
     out = make_table([multirun_dir], tmp_path)
     lines = (tmp_path / "table.md").read_text().splitlines()
     assert lines[0] == "| Method | Model | K | SST-2 |"
-    rows = {line.split(" | ")[0].strip("| "): line for line in lines[2:]}
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines[2:] if line.startswith("|")}  # not the notes
     assert set(rows) == {"Fine-tuning", "Prompt-based FT"}
     # each cell is the mean (std) of the two seeds' test accuracy, in percent
     accs = [json.loads(p.read_text())["test"]["acc"] for p in multirun_dir.glob("*prompt*/metrics.json")]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fewtune.data.encoding import PromptEncoder
+
 from fewtune.data.prompts import Template
 from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example

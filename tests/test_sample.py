@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fewtune.data.tasks import TaskSpec
+
 from fewtune.sample import default_source, main, sample_task, task_config
 
 SOURCE = default_source()

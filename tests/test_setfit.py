@@ -11,6 +11,7 @@ import torch
 from conftest import compose_cfg, tiny_overrides
 
 from fewtune.errors import FewtuneError
+
 from fewtune.models.pooling import (
     Pooling,
     backbone_pooling,

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
+
 from fewtune.jobs.archive import archive
 
 __all__ = ["archive", "main"]
@@ -24,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fewtune.archive", description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="multirun (or run) folders")
     parser.add_argument("--out", type=Path, required=True, help="copy each folder into <out>/<its name>, e.g. --out results")
+    parser.add_argument("--no-predictions", action="store_true", help="leave out the per-example predictions")
     args = parser.parse_args(argv)
     try:
-        copied = archive(args.dirs, args.out)
+        copied = archive(args.dirs, args.out, predictions=not args.no_predictions)
     except FewtuneError as err:
         sys.exit(f"error: {err}")
     print(f"{copied} files of {len(args.dirs)} folder(s) copied to {args.out}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from omegaconf.errors import OmegaConfBaseException
 
 from fewtune.errors import FewtuneError
+
 from fewtune.run.reload import load_run_weights, run_config
 from fewtune.run.results import METRICS_FILE, read_json_object
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from fewtune.config import CONF_ROOT, compose_config, config_options
+
 from fewtune.data.originals import Pool, load_pool
 from fewtune.data.tasks import TaskSpec
 from fewtune.errors import FewtuneError

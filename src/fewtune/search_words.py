@@ -20,6 +20,7 @@ import os
 import sys
 
 from fewtune.errors import FewtuneError
+
 from fewtune.words.search import search
 
 SETTINGS = ("top_k", "top_n", "finetune")  # whole numbers

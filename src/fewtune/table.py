@@ -15,7 +15,10 @@ Written to --out (default: the first folder): table.md, table.tex, table.csv, ru
 run, whether its number is in the table, its config hash and git commit), a bar chart of
 mean and std per task with every seed as a dot (bar_chart.png), where the runs have several
 K a learning curve (learning_curve.png), and where there are peft runs trainable parameters
-against the metric (params_accuracy.png). --paper adds LM-BFF's Table 3 rows (fewtune/report/paper.py) with the citation;
+against the metric (params_accuracy.png). Where runs stored per-example predictions
+(predictions/test.parquet), each pair of rows in a column gets a paired significance test, marked
+in table.md and table.tex and given in full in significance.csv, and each task and row a
+confusion matrix (confusion/*.png; fewtune/predictions/tables.py). --paper adds LM-BFF's Table 3 rows (fewtune/report/paper.py) with the citation;
 --wandb logs the table, a per-cell numeric table and the plots to a W&B run (offline unless
 WANDB_MODE=online).
 """
@@ -27,6 +30,7 @@ import sys
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
+
 from fewtune.report.table import make_table
 
 __all__ = ["main", "make_table"]
@@ -42,9 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--costs", action="store_true", help="also costs.md/.csv: trainable params, storage, step time per method"
     )
+    parser.add_argument(
+        "--resamples", type=int, default=10_000,
+        help="bootstrap resamples of the significance test between rows with stored predictions (0: no test)",
+    )
     args = parser.parse_args(argv)
     try:
-        sys.stdout.write(make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project, args.costs))
+        tables = make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project, args.costs, args.resamples)
+        sys.stdout.write(tables)
     except FewtuneError as err:
         sys.exit(f"error: {err}")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from fewtune.bench.peak import matmul_peak_gflops
+
 from fewtune.config import PROJECT_ROOT
 from fewtune.jobs.atomic import write_json_atomic
 from fewtune.run.hardware import bf16_native, cpu_description

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from fewtune.data.datamodule import Collator
+
 from fewtune.data.encoding import Encoded
 
 

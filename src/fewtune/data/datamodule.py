@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fewtune.data.encoding import Encoded, PlainEncoder, PromptEncoder
+
 from fewtune.data.lengths import LengthLadder
 from fewtune.data.tasks import SPLITS, TaskSpec, check_k_shot
 
@@ -39,6 +41,7 @@ class Collator:
             "attention_mask": mask,
             "labels": torch.tensor([it.label for it in items]),
             "slot": torch.tensor([it.slot for it in items]),
+            "index": torch.tensor([it.index for it in items]),
         }
 
 
@@ -71,13 +74,17 @@ class FewShotDataModule(pl.LightningDataModule):
         # is missing (MNLI-mismatched, QQP here) and the user asks for it with test_split=dev.
         self.sources = {"train": "train", "dev": "dev", "test": test_split}
         self.folder = task.check_files(data_dir, k, data_seed, tuple(dict.fromkeys(self.sources.values())))
+        # A phase's examples given instead of read (fewtune.predict: the user's texts as the test split).
+        self.supplied: dict[str, list] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.encoded:
             return
         for split in SPLITS:
             examples = self.read(split)
-            encoded = [self.encoder.encode(ex, self.task.target(ex.label)) for ex in examples]
+            encoded = [
+                replace(self.encoder.encode(ex, self.task.target(ex.label)), index=i) for i, ex in enumerate(examples)
+            ]
             if split != "train":
                 # Evaluation order does not matter: sorting by length makes padding minimal.
                 encoded.sort(key=lambda e: len(e.input_ids))
@@ -85,6 +92,8 @@ class FewShotDataModule(pl.LightningDataModule):
 
     def read(self, split: str) -> list:
         """The examples of a phase's split, with K per class checked in train and dev."""
+        if split in self.supplied:
+            return self.supplied[split]
         examples = self.task.read_split(self.folder, self.sources[split], self.data_dir)
         if split != "test":
             check_k_shot(self.task, examples, self.k, split)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fewtune.data.text_files import check_file
+
 from fewtune.errors import FewtuneError
 
 # file suffix -> (datasets builder, its options, our strict check's format)

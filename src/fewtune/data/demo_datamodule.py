@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fewtune.data.datamodule import Collator, FewShotDataModule
+
 from fewtune.data.demo_encoding import DemonstrationEncoder
 from fewtune.data.demonstrations import DemoSampler, DemoSettings, demo_class
 from fewtune.data.encoding import Encoded, PromptEncoder
@@ -45,6 +46,7 @@ class GroupCollator(Collator):
         batch = super().__call__(rows, evaluation)
         sets = len(groups[0])
         batch["labels"] = batch["labels"][::sets]
+        batch["index"] = batch["index"][::sets]
         batch["sets"] = sets
         if self.p_cf is not None:
             batch["p_cf"] = torch.stack([self.p_cf[row.demos] for row in rows])
@@ -120,7 +122,7 @@ class DemoDataModule(FewShotDataModule):
             for i, (example, target) in enumerate(zip(examples[split], targets[split])):
                 rng = random.Random(f"{self.seed}/{split}/{i}")
                 draws = fixed or [sampler.draw(self.pools[split][i], rng) for _ in range(self.settings.eval_sets)]
-                groups.append([self.encode_with(example, target, d) for d in draws])
+                groups.append([replace(self.encode_with(example, target, d), index=i) for d in draws])
             # Evaluation order does not matter: sorting by length makes padding minimal.
             groups.sort(key=lambda g: max(len(e.input_ids) for e in g))
             self.encoded[split] = groups

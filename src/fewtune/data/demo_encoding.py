@@ -20,6 +20,7 @@ import copy
 from typing import Sequence
 
 from fewtune.data.encoding import Encoded, PromptEncoder, truncate_longest_first
+
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fewtune.data.prompts import Template
 
 from fewtune.data.verbalizers import Verbalizer
+
 from fewtune.data.tasks import Example
 from fewtune.data.verbalizers import LabelWords
 from fewtune.errors import FewtuneError
@@ -26,6 +27,9 @@ class Encoded:
     # With demonstrations: the training examples drawn to be shown (indices), which name the
     # set whose content-free probabilities calibrate this row (fewtune/scoring/calibration.py).
     demos: tuple[int, ...] = ()
+    # The example's position in its split's file: evaluation sorts by length, and the stored
+    # per-example predictions (fewtune/predictions/) name each example by this. -1: not from a file.
+    index: int = -1
 
 
 def special_tokens(tokenizer) -> tuple[list[int], list[int]]:

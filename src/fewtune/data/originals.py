@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fewtune.data.dataset_source import Records, load_records
+
 from fewtune.data.tasks import TaskSpec
 from fewtune.data.text_files import check_file, text_lines
 from fewtune.errors import FewtuneError

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from fewtune.data.task_checks import check_task_config
+
 from fewtune.data.text_files import json_lines, read_text, table_rows
 from fewtune.data.verbalizers import check_settings, word_list
 from fewtune.errors import FewtuneError

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
+
 from fewtune.run.results import METRICS_FILE
 from fewtune.jobs.atomic import write_json_atomic
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from fewtune.models.classifier_head import ClassifierModule
+
 from fewtune.exits.rules import ExitSettings, make_rule
 from fewtune.models.label_scores import class_scores
 from fewtune.exits.layerwise import LayerRunner
@@ -38,6 +39,7 @@ class EarlyExit:
         self.runner = LayerRunner(self.model.base_model)
         self.exit_layers = exit_settings.exit_layers(self.runner.num_layers)
         self._exited_at: list[torch.Tensor] = []
+        self.last_exit_layers: torch.Tensor | None = None  # the last batch's, from an early-exit rule
 
     def exit_logits(self, hidden: torch.Tensor, batch: dict, layer: int) -> torch.Tensor:
         raise NotImplementedError
@@ -88,6 +90,7 @@ class EarlyExit:
             return super().label_logits(batch, *args, **kwargs)
         logits, exited_at = self.early_exit(batch)
         self._exited_at.append(exited_at.detach().cpu())
+        self.last_exit_layers = self._exited_at[-1]  # per example: the stored predictions record it
         return logits
 
     def training_step(self, batch, batch_idx):

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fewtune.errors import FewtuneError
+
 from fewtune.jobs import provenance
 from fewtune.jobs.atomic import replaced
 from fewtune.jobs.folders import remove_partial_writes

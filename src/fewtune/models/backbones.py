@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fewtune.errors import FewtuneError
+
 from fewtune.models import packaged
 
 if TYPE_CHECKING:

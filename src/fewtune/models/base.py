@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from fewtune.data.lengths import LengthLadder
+
 from fewtune.models import attention
 from fewtune.models.device_defaults import pack_setting, packs_on
 from fewtune.run.metrics import build_metrics, to_floats
@@ -32,7 +33,9 @@ def score(logits: torch.Tensor) -> torch.Tensor:
     logits = logits.float()
     if logits.size(-1) == 1:
         return logits.squeeze(-1)
-    return logits.softmax(-1)[:, 1]
+    # contiguous: Pearson sums it batch by batch, and a strided column sums in another order than
+    # the stored scores do when they are re-scored (fewtune/predictions/rescore.py): bits would differ
+    return logits.softmax(-1)[:, 1].contiguous()
 
 
 def regression_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -143,7 +146,8 @@ class FewShotModule(pl.LightningModule):
         return logits
 
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch, self.val_metrics)
+        # The label logits go to callbacks' on_validation_batch_end (the dev predictions).
+        return self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self):
         self.log_dict(to_floats(self.val_metrics.compute()), prog_bar=True)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fewtune.models.base import FewShotModule
+
 from fewtune.models.packing import pack, packed_hidden
 from fewtune.models.backbones import split_lm
 from fewtune.models.pooling import Pooling

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewtune.data.verbalizers import LabelWords
+
 from fewtune.models.base import FewShotModule
 from fewtune.models.label_scores import class_scores
 from fewtune.models.multi_token import word_scores

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from fewtune.peft.settings import BOTTLENECK, FROM_PEFT_ADAPTERS, FROM_PEFT_PROMPTS, check, enabled
+
 from fewtune.peft.storage import TASK_WEIGHTS_FILE, keep_task_weights, load_task_weights
 
 __all__ = ["TASK_WEIGHTS_FILE", "apply", "check", "enabled", "keep_task_weights", "load_task_weights", "merge_if_asked"]

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from fewtune.errors import FewtuneError
+
 from fewtune.models.backbones import split_lm
 
 log = logging.getLogger("fewtune")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fewtune.errors import FewtuneError
+
 from fewtune.jobs.atomic import replaced
 
 TASK_WEIGHTS_FILE = "task_weights.safetensors"

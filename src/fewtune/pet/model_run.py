@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fewtune.data.tasks import Example
+
 from fewtune.errors import FewtuneError
 from fewtune.run.resources import StepTimer
 from fewtune.run.results import count_parameters

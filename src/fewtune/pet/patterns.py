@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from fewtune.data.prompts import Template
 
 from fewtune.data.verbalizers import Verbalizer
+
 from fewtune.data.tasks import TaskSpec
 from fewtune.errors import FewtuneError
 

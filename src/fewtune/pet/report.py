@@ -7,6 +7,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from fewtune.pet.ensemble import ensemble_probs, task_metrics
+
 from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern
 from fewtune.pet.settings import PetSettings
@@ -87,12 +88,15 @@ def _generations(generations: list[list[Trained]], weights, targets: list[int], 
     ]
 
 
-def log_results(cfg, results: dict) -> None:
-    """The run's config and its test, ensemble and distilled metrics, to the configured loggers."""
+def log_results(cfg, results: dict, predictions: dict | None = None) -> None:
+    """The run's config and its test, ensemble and distilled metrics (and its test and dev
+    predictions, as W&B tables), to the configured loggers."""
+    from fewtune.predictions.run_files import log_predictions
     from fewtune.run.build import instantiate_group
 
     values = {f"{part}/{name}": v for part in ("test", "ensemble", "distilled") for name, v in results.get(part, {}).items()}
     for logger in instantiate_group(cfg.get("logger")):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(values, step=results["steps"])
+        log_predictions([logger], predictions or {})
         logger.save()

@@ -22,11 +22,13 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from fewtune.data.tasks import TaskSpec
+
 from fewtune.errors import FewtuneError
 from fewtune.pet.ensemble import pattern_weights, soft_labels
 from fewtune.pet.ipet import added_size, label_shares, labelled_by_others
 from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern, task_patterns
+from fewtune.pet.predictions import write_pet_predictions
 from fewtune.pet.report import log_results, pet_results
 from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack, train_distilled, train_pattern
@@ -76,9 +78,10 @@ def train_pet(cfg) -> dict:
     pool = {"unlabeled": len(unlabeled), "unlabeled_source": source}
     results = pet_results(cfg, settings, data, patterns, generations, weights, distilled, pool)
     results.update(wall_time_s=round(time.perf_counter() - start, 2), **peak_memory_mb(), **job.record())
+    predictions = write_pet_predictions(cfg, data, patterns, generations[-1], weights, distilled)  # before metrics.json
     write_json_atomic(Path(cfg.paths.output_dir) / METRICS_FILE, results)
     job.finish()
-    log_results(cfg, results)
+    log_results(cfg, results, predictions)
     metric = task.metric
     log.info("%s PET ensemble test %s = %.4f (dev %.4f)", task.name, metric, results["ensemble"][metric], results["ensemble_dev"])
     log.info("%s test %s = %.4f (best dev %s)", task.name, metric, results["test"][metric], results["best_dev"])

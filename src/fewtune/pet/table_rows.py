@@ -46,6 +46,7 @@ def pet_rows(run) -> list:
         test=run.metrics["ensemble"][run.metric],
         dev=run.metrics.get("ensemble_dev"),
         trainable_params=trainable,
+        predictions_prefix="ensemble-",  # predictions/ensemble-test.parquet (pet/predictions.py)
         metrics={**run.metrics, "test": run.metrics["ensemble"], "best_dev": run.metrics.get("ensemble_dev"), **costs},
     )
     return [ensemble, distilled]

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from fewtune.data.tasks import Example
+
 from fewtune.pet.ensemble import accuracy
 from fewtune.pet.model_run import ModelRun
 from fewtune.pet.kshot import KShot

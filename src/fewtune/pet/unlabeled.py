@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from fewtune.data.originals import load_pool, sentence_key
+
 from fewtune.data.tasks import Example, TaskSpec, read_examples
 from fewtune.data.text_files import read_text
 from fewtune.errors import FewtuneError

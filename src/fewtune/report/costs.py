@@ -14,6 +14,7 @@ from pathlib import Path
 from statistics import fmean
 
 from fewtune.jobs.atomic import write_file_atomic
+
 from fewtune.report.formats import to_csv, to_markdown
 from fewtune.report.summary import Cell, best_runs, order_key
 

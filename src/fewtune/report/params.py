@@ -12,6 +12,7 @@ from collections import defaultdict
 from statistics import median
 
 from fewtune.report.figures import panel_grid, shared_legend
+
 from fewtune.report.summary import TASK_ORDER, best_runs, order_key
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewtune.report.figures import PANEL_COLUMNS, panel_grid, save_figure, shared_legend
+
 from fewtune.report.params import params_accuracy_figure
 
 BAR_CHART = "bar_chart.png"

@@ -42,6 +42,7 @@ class Run:
     seed_free: bool = False  # trains nothing and samples nothing: every seed gives the same test result
     trains: bool = True  # False for zeroshot and icl (calibrated or not): no trained parameters to plot
     peft: str = "none"  # the peft group's name: the params-vs-accuracy plot is drawn for peft runs
+    predictions_prefix: str = ""  # which predictions/<prefix>test.parquet the row scores (PET's ensemble row)
 
 
 def read_run(folder: Path) -> Run:
@@ -68,7 +69,8 @@ def read_run(folder: Path) -> Run:
         metric=cfg.task.metric,
         overrides=overrides,
         status="incomplete",
-        seed_free=not trains and cfg.method.get("demonstrations") is None,
+        # an ensemble of several seeds (fewtune.ensemble --by none) is one number too
+        seed_free=(not trains and cfg.method.get("demonstrations") is None) or bool(cfg.method.get("seed_free")),
         trains=trains,
         peft=peft_name,
     )

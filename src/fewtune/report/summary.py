@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from fewtune.report import paper as lmbff
+
 from fewtune.report.runs import Run
 
 # LM-BFF Table 3's columns: single-sentence tasks, then sentence pairs.

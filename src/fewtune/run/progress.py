@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks.progress.progress_bar import ProgressBar
 
 from fewtune.errors import FewtuneError
+
 from fewtune.run.console import is_terminal
 
 log = logging.getLogger("fewtune")

@@ -30,6 +30,8 @@ def run(cfg: DictConfig) -> dict:
     from fewtune.run.loggers import say_where_wandb_keeps
     from fewtune.run.progress import progress_callbacks
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
+    from fewtune.predictions.recorder import PredictionRecorder
+    from fewtune.predictions.run_files import log_predictions, write_run_predictions
     from fewtune.run.scored import ScoredExamples
     from fewtune.scoring.calibration import calibrate_module
 
@@ -50,7 +52,8 @@ def run(cfg: DictConfig) -> dict:
     callbacks = [*instantiate_group(cfg.get("callbacks")), step_timer, *job.callbacks()] if train_it else []
     scored = ScoredExamples()
     shapes = ShapesMet()  # distinct input shapes, for metrics.json
-    callbacks += [scored, shapes, *progress_callbacks(cfg)]
+    recorder = PredictionRecorder()  # every dev and test example's prediction: predictions/*.parquet
+    callbacks += [scored, shapes, *progress_callbacks(cfg), recorder]
     loggers = instantiate_group(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -67,6 +70,8 @@ def run(cfg: DictConfig) -> dict:
     if test_split != "test":
         log.warning("test_split=%s: the test metrics are on the %s split, not the test set", test_split, test_split)
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    if train_it:  # the dev predictions of the tested weights (fit's dev evaluations are not kept)
+        trainer.validate(module, datamodule=datamodule, verbose=False)
 
     costs = {
         "trainable_params": trainable,
@@ -91,11 +96,14 @@ def run(cfg: DictConfig) -> dict:
         **costs,
         **job.record(),
     }
+    predictions = {}
     if trainer.is_global_zero:  # under DDP, one process writes the run's files
+        predictions = write_run_predictions(out, recorder, datamodule)  # before metrics.json marks the run complete
         write_json_atomic(out / METRICS_FILE, results)
         job.finish()
     for logger in loggers:
         logger.log_metrics({f"cost/{name}": v for name, v in costs.items() if v is not None}, step=trainer.global_step)
+        log_predictions([logger], predictions)  # W&B: as tables
         logger.save()
         say_where_wandb_keeps(logger)
     if cfg.get("delete_checkpoints") and ckpt_path and trainer.is_global_zero:

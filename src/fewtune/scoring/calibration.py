@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from fewtune.data.encoding import Encoded, PromptEncoder
+
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
 from fewtune.scoring.probs import encoded_label_probs, label_probs

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from fewtune.scoring.calibration import calibrate, content_free_probs
+
 from fewtune.data.encoding import PromptEncoder
 from fewtune.data.prompts import Template
 from fewtune.data.verbalizers import Verbalizer

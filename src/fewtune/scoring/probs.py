@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from fewtune.data.datamodule import Collator
+
 from fewtune.data.encoding import Encoded, PromptEncoder
 from fewtune.data.tasks import Example
 

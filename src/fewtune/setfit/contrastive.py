@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from fewtune.data.datamodule import Collator
+
 from fewtune.data.encoding import Encoded
 from fewtune.setfit.model import SentenceModel
 from fewtune.setfit.pairs import Pair

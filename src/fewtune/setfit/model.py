@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fewtune.models.base import FewShotModule
+
 from fewtune.models.pooling import Pooling
 from fewtune.setfit.settings import SetFitSettings
 

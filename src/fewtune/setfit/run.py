@@ -24,6 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fewtune.errors import FewtuneError
+
 from fewtune.jobs.atomic import write_json_atomic
 from fewtune.run.results import METRICS_FILE, count_parameters, run_identity
 from fewtune.setfit.settings import SetFitSettings

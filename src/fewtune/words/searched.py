@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fewtune.errors import FewtuneError
+
 from fewtune.run.results import METRICS_FILE, read_json_object
 
 

@@ -1,0 +1,135 @@
+"""Apply a finished run to new texts: one labelled row per input row.
+
+    python -m fewtune.predict <run dir> --input texts.csv --out labelled.csv
+        [--text-column COLUMN | FIELD=COLUMN ...] [--format csv|tsv|jsonl]
+        [--progress auto|rich|log|none] [key=value ...]
+
+The input is a CSV or TSV with a header line, or JSON Lines; ``--text-column`` says which column
+fills each field of the run's template (default: the columns named as the fields, e.g.
+``sentence``). The run is rebuilt as ``python -m fewtune.evaluate`` rebuilds it (the shared
+backbone plus its stored weights, its template, label words, demonstrations, calibration and
+precision); ``key=value`` overrides its config (e.g. ``paths.data_dir=...``, which the run's
+K-shot folder is read from). The output (.csv, .tsv, .jsonl or .parquet, written atomically) is
+the input's columns plus ``predicted_label``, ``predicted_word`` and ``prob_<label>`` per label,
+or ``predicted_score`` on the task's scale for a regression task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+from omegaconf.errors import OmegaConfBaseException
+
+from fewtune.errors import FewtuneError
+
+from fewtune.jobs.atomic import write_file_atomic
+
+log = logging.getLogger("fewtune")
+OUT_FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
+
+
+def predict(run_dir: str | Path, input_file: str | Path, out: str | Path, text_columns: list[str] = (),
+            overrides: list[str] = (), fmt: str | None = None, progress: str = "auto") -> pd.DataFrame:  # fmt: skip
+    """Label every row of ``input_file`` with the run, write ``out``; returns the written rows."""
+    from fewtune.data.tasks import Example, TaskSpec
+    from fewtune.run.reload import run_config
+    from fewtune.predictions.apply import (
+        placeholder_label,
+        predict_examples,
+        require_finished,
+        require_weights,
+    )
+    from fewtune.predictions.inputs import column_map, read_table
+    from fewtune.words.searched import task_config
+
+    run_dir, out = Path(run_dir), Path(out)
+    if out.suffix.lower() not in OUT_FORMATS:
+        raise FewtuneError(f"--out {out}: name it {', '.join(OUT_FORMATS)} (the format follows the suffix)")
+    cfg = run_config(run_dir, list(overrides))
+    require_finished(run_dir)
+    task = TaskSpec.from_config(task_config(cfg))  # method=prompt-autowords: the searched words
+    table = read_table(input_file, fmt)
+    mapping = column_map(list(text_columns), task.text_fields, table)
+    label = placeholder_label(task)
+    examples = [Example(fields={f: row[c] for f, c in mapping.items()}, label=label) for row in table.rows]
+    log.info("%s: %d texts from %s", run_dir, len(examples), table.path)
+    if cfg.method.name == "pet":
+        probs, predicted = _pet(cfg, run_dir, examples)
+    else:
+        require_weights(cfg, run_dir)
+        predictions = predict_examples(cfg, run_dir, examples, progress)
+        probs = None if task.regression else predictions.probs()
+        predicted = predictions.frame["score"].to_numpy() if task.regression else predictions.frame["pred"].to_numpy()
+    frame = labelled(table, task, probs, predicted)
+    write_file_atomic(out, _serialise(frame, out.suffix.lower()))
+    return frame
+
+
+def _pet(cfg, run_dir: Path, examples):
+    from fewtune.pet.apply import pet_members, pet_probs
+    from fewtune.predictions.apply import require_weights
+
+    members = pet_members(cfg, run_dir)
+    for member, _ in members:
+        require_weights(member, Path(member.paths.output_dir))
+    probs, predicted = pet_probs(members, examples)
+    return probs.numpy(), predicted.numpy()
+
+
+def labelled(table, task, probs, predicted) -> pd.DataFrame:
+    """The input's columns, then the prediction's."""
+    frame = pd.DataFrame(table.rows, columns=table.columns)
+    if task.regression:
+        low, high = task.score_range
+        frame["predicted_score"] = low + predicted.astype(float) * (high - low)
+        return frame
+    words = {label: w if isinstance(w, str) else w[0] for label, w in task.verbalizer.items()}
+    frame["predicted_label"] = [task.labels[i] for i in predicted]
+    frame["predicted_word"] = [words[label] for label in frame["predicted_label"]]
+    for i, label in enumerate(task.labels):
+        frame[f"prob_{label}"] = probs[:, i]
+    return frame
+
+
+def _serialise(frame: pd.DataFrame, suffix: str) -> str | bytes:
+    if suffix == ".parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    if suffix == ".jsonl":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in frame.to_dict(orient="records"))
+    return frame.to_csv(index=False, sep="\t" if suffix == ".tsv" else ",", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fewtune.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="the output folder of a finished run")
+    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
+    parser.add_argument("--input", required=True, type=Path, help="texts to label: .csv, .tsv (header line) or .jsonl")
+    parser.add_argument("--out", required=True, type=Path, help="the labelled rows: .csv, .tsv, .jsonl or .parquet")
+    parser.add_argument("--text-column", action="append", default=[], metavar="[FIELD=]COLUMN",
+                        help="the column of each template field, in the task's order or as FIELD=COLUMN")  # fmt: skip
+    parser.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="the input's format (default: its suffix)")
+    parser.add_argument("--progress", choices=["auto", "rich", "log", "none"], default="auto")
+    args = parser.parse_intermixed_args(argv)  # overrides may come after the options
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        frame = predict(args.run_dir, args.input, args.out, args.text_column, args.overrides, args.format, args.progress)
+    except FewtuneError as err:
+        raise SystemExit(f"error: {err}") from None
+    except OmegaConfBaseException as err:  # an override that leaves the config incomplete
+        raise SystemExit(f"error: the run's config with {args.overrides}: {str(err).splitlines()[0]}") from None
+    counts = frame["predicted_label"].value_counts().sort_index().to_dict() if "predicted_label" in frame else {}
+    summary = ", ".join(f"{label}: {n}" for label, n in counts.items())
+    print(f"{len(frame)} rows labelled into {args.out}" + (f" ({summary})" if summary else ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
