@@ -36,7 +36,7 @@ TEST_WORKERS ?= 2
 PYTEST = OMP_NUM_THREADS=1 $(1)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
 # The cluster tests (tests/cluster/) need a SLURM node: make test-cluster runs them.
-test: install
+test: install lint
 	$(call PYTEST,$(BIN)) -m "not cluster"
 
 test-fast: install
@@ -50,8 +50,8 @@ test-cluster: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/cluster -m cluster --durations=0
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks notebooks
 
 # The documentation site; --strict turns a broken link or a page missing from the nav into an error.
 docs: install

@@ -29,7 +29,9 @@ from fewtune.config import CONF_DIR
 from fewtune.data.tasks import TaskSpec
 from fewtune.models.packaged import minilm_path
 
-DATA_DIR = os.environ.get("FEWTUNE_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = os.environ.get(
+    "FEWTUNE_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def split(task: TaskSpec, k: int, seed: int, name: str) -> tuple[list[str], list[int]]:
@@ -44,20 +46,38 @@ def run_one(task_name: str, seed: int, k: int, head: str, iterations: int) -> di
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    task = TaskSpec.from_config(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{task_name}.yaml")))
+    task = TaskSpec.from_config(
+        OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{task_name}.yaml"))
+    )
     train, dev, test = (split(task, k, seed, name) for name in ("train", "dev", "test"))
     differentiable = head == "differentiable"
-    kwargs = {"use_differentiable_head": True, "head_params": {"out_features": len(task.labels)}} if differentiable else {}
+    kwargs = (
+        {"use_differentiable_head": True, "head_params": {"out_features": len(task.labels)}}
+        if differentiable
+        else {}
+    )
     model = SetFitModel.from_pretrained(str(minilm_path()), **kwargs)
-    args = TrainingArguments(num_iterations=iterations, seed=seed, report_to="none", show_progress_bar=False,
-                             save_strategy="no", output_dir=f"/tmp/setfit-reference/{task_name}-{seed}")
-    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": train[0], "label": train[1]}))
+    args = TrainingArguments(
+        num_iterations=iterations,
+        seed=seed,
+        report_to="none",
+        show_progress_bar=False,
+        save_strategy="no",
+        output_dir=f"/tmp/setfit-reference/{task_name}-{seed}",
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"text": train[0], "label": train[1]}),
+    )
     cpu, wall = time.process_time(), time.perf_counter()
     trainer.train()
     train_cpu = time.process_time() - cpu
 
     def accuracy(data) -> float:
-        predictions = torch.as_tensor(model.predict(data[0], batch_size=32, show_progress_bar=False))
+        predictions = torch.as_tensor(
+            model.predict(data[0], batch_size=32, show_progress_bar=False)
+        )
         return float((predictions.cpu() == torch.tensor(data[1])).float().mean())
 
     test_acc, dev_acc = accuracy(test), accuracy(dev)
@@ -82,7 +102,10 @@ def main() -> None:
     args = parser.parse_args()
     done = set()
     if args.out.is_file():
-        done = {(r["task"], r["seed"], r["head"]) for r in map(json.loads, args.out.read_text().splitlines())}
+        done = {
+            (r["task"], r["seed"], r["head"])
+            for r in map(json.loads, args.out.read_text().splitlines())
+        }
     for task in args.tasks:
         for seed in args.seeds:
             if (task, seed, args.head) in done:

@@ -36,8 +36,19 @@ def load_task(name: str):
 
     return TaskSpec.from_config(task_config(name))
 
-POSITIVE = ["a great and wonderful film", "truly great fun", "wonderful acting , great story", "great great great"]
-NEGATIVE = ["a terrible and awful film", "truly terrible mess", "awful acting , terrible story", "terrible terrible"]
+
+POSITIVE = [
+    "a great and wonderful film",
+    "truly great fun",
+    "wonderful acting , great story",
+    "great great great",
+]
+NEGATIVE = [
+    "a terrible and awful film",
+    "truly terrible mess",
+    "awful acting , terrible story",
+    "terrible terrible",
+]
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +72,9 @@ def bpe_tokenizer(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("smol-tokenizer")
     source = packaged.package_dir(packaged.SMOLLM2_PACKAGE)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=packaged.SMOLLM2_GGUF, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, gguf_file=packaged.SMOLLM2_GGUF, local_files_only=True
+    )
     tokenizer.save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder, local_files_only=True)
 

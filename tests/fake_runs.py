@@ -12,8 +12,17 @@ METHODS = {"zeroshot": "Zero-shot prompt", "finetune": "Fine-tuning", "prompt": 
 PEFTS = {"none": "none", "lora": "LoRA", "bitfit": "BitFit"}
 
 
-def fake_run(root: Path, task: str, method: str, seed: int, test: float, k: int = 16, peft: str = "none",
-             trainable: int = 1000, dev: float = 0.5) -> Path:
+def fake_run(
+    root: Path,
+    task: str,
+    method: str,
+    seed: int,
+    test: float,
+    k: int = 16,
+    peft: str = "none",
+    trainable: int = 1000,
+    dev: float = 0.5,
+) -> Path:
     folder = root / f"{task}-{method}-{peft}-k{k}-seed{seed}"
     (folder / ".hydra").mkdir(parents=True)
     title, metric = TASKS[task]
@@ -39,7 +48,9 @@ def fake_grid(root: Path) -> Path:
             for k in (4, 16):
                 bonus = 0.1 if k == 16 else 0.0
                 fake_run(root, task, "zeroshot", seed, 0.5, k=k)
-                fake_run(root, task, "finetune", seed, base + bonus - 0.1, k=k, trainable=135_000_000)
+                fake_run(
+                    root, task, "finetune", seed, base + bonus - 0.1, k=k, trainable=135_000_000
+                )
                 fake_run(root, task, "prompt", seed, base + bonus, k=k, trainable=135_000_000)
             fake_run(root, task, "prompt", seed, base, peft="lora", trainable=460_000)
     return root

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from conftest import (
     NEGATIVE,
     POSITIVE,
@@ -15,7 +17,6 @@ from conftest import (
     tiny_overrides,
     write_sst2_split,
 )
-from omegaconf import OmegaConf
 
 MOVE = "optimizer.lr=5e-3"  # the tiny models' weights move: their predictions differ by example
 TWO_PATTERNS = 'task.pet_templates.masked=["{sentence} It was {mask} .","Just {mask} ! {sentence}"]'
@@ -30,10 +31,18 @@ RUNS = {
     "zeroshot-calibrated": ("tiny_masked", "zeroshot", ["method.calibrate=true"]),
     "prompt-demo": ("tiny_masked", "prompt-demo", [MOVE, "method.demonstrations.eval_sets=2"]),
     "icl": ("tiny_causal", "icl", ["method.demonstrations.eval_sets=2"]),
-    "icl-calibrated": ("tiny_causal", "icl", ["method.calibrate=true", "method.demonstrations.eval_sets=2"]),
+    "icl-calibrated": (
+        "tiny_causal",
+        "icl",
+        ["method.calibrate=true", "method.demonstrations.eval_sets=2"],
+    ),
     "prompt-autowords": ("tiny_causal", "prompt-autowords", [MOVE]),
     "prompt-lora": ("tiny_causal", "prompt", ["peft=lora", "peft.lr=5e-3"]),
-    "finetune-exit": ("tiny_masked", "finetune", [MOVE, "exit=all", "exit.rule=patience", "exit.patience=1"]),
+    "finetune-exit": (
+        "tiny_masked",
+        "finetune",
+        [MOVE, "exit=all", "exit.rule=patience", "exit.patience=1"],
+    ),
     "pet": ("tiny_masked", "pet", [MOVE, TWO_PATTERNS]),
     "stsb": ("tiny_masked", "prompt", [MOVE]),  # regression; needs ../shared/data
 }
@@ -47,7 +56,11 @@ def write_data(root: Path) -> Path:
     folder = data / "original" / "SST-2"
     folder.mkdir(parents=True, exist_ok=True)
     others = [f"new film number {i} was {'great' if i % 2 else 'terrible'}" for i in range(12)]
-    rows = [f"{s}\t0" for s in NEGATIVE] + [f"{s}\t1" for s in POSITIVE] + [f"{s}\t{i % 2}" for i, s in enumerate(others)]
+    rows = (
+        [f"{s}\t0" for s in NEGATIVE]
+        + [f"{s}\t1" for s in POSITIVE]
+        + [f"{s}\t{i % 2}" for i, s in enumerate(others)]
+    )
     (folder / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
     (folder / "dev.tsv").write_text("sentence\tlabel\na fine film\t1\n")
     return data
@@ -58,12 +71,28 @@ def overrides_of(name: str, model_dir: Path, data_dir: Path, root: Path) -> list
     if name == "prompt-autowords":  # the words a search chose, as fewtune.search_words leaves them
         searched = root / "search"
         (searched / "sst2-4-13").mkdir(parents=True, exist_ok=True)
-        result = {"task": "sst2", "model": model_dir.name, "k": 4, "seed": 13, "verbalizer": SEARCHED}
+        result = {
+            "task": "sst2",
+            "model": model_dir.name,
+            "k": 4,
+            "seed": 13,
+            "verbalizer": SEARCHED,
+        }
         (searched / "sst2-4-13" / "metrics.json").write_text(json.dumps(result))
         extra = [*extra, f"method.searched_words={searched}"]
     if name == "stsb":
-        mine = ["task=stsb", "k=16", "seed=42", "trainer.limit_val_batches=1", "trainer.limit_test_batches=2"]
-        base = [o for o in tiny_overrides(model_dir, SHARED_DATA, method) if o.split("=")[0] not in ("task", "k", "seed")]
+        mine = [
+            "task=stsb",
+            "k=16",
+            "seed=42",
+            "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=2",
+        ]
+        base = [
+            o
+            for o in tiny_overrides(model_dir, SHARED_DATA, method)
+            if o.split("=")[0] not in ("task", "k", "seed")
+        ]
         return [*base, *mine, *extra]
     return tiny_overrides(model_dir, data_dir, method, *extra)
 
@@ -75,7 +104,9 @@ def finished_run(name: str, request, tmp_path_factory) -> Path:
     if name not in _finished:
         root = tmp_path_factory.mktemp(f"run-{name}")
         model_dir = request.getfixturevalue(RUNS[name][0])
-        cfg = compose_cfg(overrides_of(name, model_dir, write_data(root / "data"), root), root / name)
+        cfg = compose_cfg(
+            overrides_of(name, model_dir, write_data(root / "data"), root), root / name
+        )
         train(cfg)
         (root / name / ".hydra").mkdir(exist_ok=True)
         OmegaConf.save(cfg, root / name / ".hydra" / "config.yaml")

@@ -20,7 +20,10 @@ def test_an_archive_rebuilds_the_same_table_and_leaves_checkpoints_behind(tmp_pa
 
     kept = tmp_path / "results" / "grid"
     assert copied == 2 * len(list(grid.iterdir()))  # config.yaml and metrics.json per run
-    assert not (kept / run.name / "checkpoints").exists() and not (kept / run.name / "train.log").exists()
+    assert (
+        not (kept / run.name / "checkpoints").exists()
+        and not (kept / run.name / "train.log").exists()
+    )
     make_table([grid], tmp_path / "t1")
     make_table([kept], tmp_path / "t2")
     rebuilt = (tmp_path / "t2" / "table.md").read_text()
@@ -31,4 +34,7 @@ def test_a_folder_without_runs_is_refused_with_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path / "empty"), "--out", str(tmp_path / "results")])
-    assert str(exit_.value) == f"error: no runs (folders with .hydra/config.yaml) under {tmp_path / 'empty'}; nothing to archive"
+    assert (
+        str(exit_.value)
+        == f"error: no runs (folders with .hydra/config.yaml) under {tmp_path / 'empty'}; nothing to archive"
+    )

@@ -65,8 +65,14 @@ def edit(data_dir: Path, name: str, text: str | bytes, append: bool = True) -> P
 @pytest.mark.parametrize(
     ("override", "line"),
     [
-        ("optimizer.lr=-1e-5", "optimizer.lr=-1e-05: a learning rate must be a number above 0; e.g. optimizer.lr=1e-5"),
-        ("optimizer.lr=0", "optimizer.lr=0: a learning rate must be a number above 0; e.g. optimizer.lr=1e-5"),
+        (
+            "optimizer.lr=-1e-5",
+            "optimizer.lr=-1e-05: a learning rate must be a number above 0; e.g. optimizer.lr=1e-5",
+        ),
+        (
+            "optimizer.lr=0",
+            "optimizer.lr=0: a learning rate must be a number above 0; e.g. optimizer.lr=1e-5",
+        ),
         ("peft=lora", None),  # peft.lr=5e-4 is fine
         ("batch_size=0", "batch_size=0: give a whole number of at least 1"),
         ("eval_batch_size=-2", "eval_batch_size=-2: give a whole number of at least 1"),
@@ -82,7 +88,9 @@ def edit(data_dir: Path, name: str, text: str | bytes, append: bool = True) -> P
         ),
     ],
 )
-def test_bad_settings_are_refused_before_the_weights_load(override, line, tiny_masked, data_dir, tmp_path, no_weights):
+def test_bad_settings_are_refused_before_the_weights_load(
+    override, line, tiny_masked, data_dir, tmp_path, no_weights
+):
     if line is None:
         with pytest.raises(AssertionError, match="weights were loaded"):  # the checks pass
             build(compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt", override), tmp_path))
@@ -90,13 +98,19 @@ def test_bad_settings_are_refused_before_the_weights_load(override, line, tiny_m
     assert refused(tiny_masked, data_dir, tmp_path, override) == line
 
 
-def test_max_steps_0_with_a_training_method_writes_no_metrics(tiny_masked, data_dir, tmp_path, no_weights):
+def test_max_steps_0_with_a_training_method_writes_no_metrics(
+    tiny_masked, data_dir, tmp_path, no_weights
+):
     """It used to exit 0 with a metrics.json of 0 steps that looked complete."""
     message = refused(tiny_masked, data_dir, tmp_path, "trainer.max_steps=0", call=train)
     assert message.startswith("trainer.max_steps=0: method 'prompt' trains")
     # Zero-shot trains nothing: max_steps does not matter there.
     with pytest.raises(AssertionError, match="weights were loaded"):
-        build(compose_cfg(tiny_overrides(tiny_masked, data_dir, "zeroshot", "trainer.max_steps=0"), tmp_path))
+        build(
+            compose_cfg(
+                tiny_overrides(tiny_masked, data_dir, "zeroshot", "trainer.max_steps=0"), tmp_path
+            )
+        )
 
 
 # --- the task config -------------------------------------------------------------------------
@@ -109,20 +123,28 @@ def test_max_steps_0_with_a_training_method_writes_no_metrics(tiny_masked, data_
             "task.labels=[positive]",
             "task 'sst2': labels ['positive'] has one label; a classifier needs every label the data has (at least two)",
         ),
-        ("~task.metric", "task 'sst2': no ['metric'] in its config; see docs/custom-tasks.md for a complete task"),
+        (
+            "~task.metric",
+            "task 'sst2': no ['metric'] in its config; see docs/custom-tasks.md for a complete task",
+        ),
         (
             "~task.template.masked",
             "task 'sst2' has no template for a masked LM; add template.masked to its config (it has ['causal'])",
         ),
         ("task.labels=[0,0]", "task 'sst2': labels ['0', '0'] list ['0'] more than once"),
-        ("task.max_length=0", "task 'sst2': max_length=0: give a whole number of tokens, at least 8 (e.g. 128)"),
+        (
+            "task.max_length=0",
+            "task 'sst2': max_length=0: give a whole number of tokens, at least 8 (e.g. 128)",
+        ),
         (
             "task.verbalizer.1='🙂'",
             "label word '🙂' is not in this model's vocabulary (it becomes [UNK]); choose a word the model knows",
         ),
     ],
 )
-def test_bad_task_configs_are_one_line_before_the_weights(override, line, tiny_masked, data_dir, tmp_path, no_weights):
+def test_bad_task_configs_are_one_line_before_the_weights(
+    override, line, tiny_masked, data_dir, tmp_path, no_weights
+):
     assert refused(tiny_masked, data_dir, tmp_path, override) == line
 
 
@@ -132,8 +154,13 @@ def test_a_yaml_boolean_label_is_named(tmp_path):
     from conftest import task_config
     from fewtune.data.tasks import TaskSpec
 
-    cfg = {**task_config("sst2"), **OmegaConf.to_container(OmegaConf.create("labels: [true, false]"))}
-    with pytest.raises(FewtuneError, match=r"label True is a YAML boolean; quote it as the data writes it"):
+    cfg = {
+        **task_config("sst2"),
+        **OmegaConf.to_container(OmegaConf.create("labels: [true, false]")),
+    }
+    with pytest.raises(
+        FewtuneError, match=r"label True is a YAML boolean; quote it as the data writes it"
+    ):
         TaskSpec.from_config(cfg)
 
 
@@ -148,7 +175,12 @@ def test_a_label_the_task_lacks_names_file_and_line(tiny_masked, data_dir, tmp_p
 
 
 def test_bytes_that_are_not_utf8_name_file_and_line(tiny_masked, data_dir, tmp_path, no_weights):
-    path = edit(data_dir, "dev.tsv", "sentence\tlabel\na film\t0\ncaf\xe9 film\t1\n".encode("latin-1"), append=False)
+    path = edit(
+        data_dir,
+        "dev.tsv",
+        "sentence\tlabel\na film\t0\ncaf\xe9 film\t1\n".encode("latin-1"),
+        append=False,
+    )
     assert refused(tiny_masked, data_dir, tmp_path) == (
         f"{path} line 3: bytes b'\\xe9' are not UTF-8; save the file as UTF-8 "
         "(e.g. iconv -f latin1 -t utf-8 dev.tsv > fixed.tsv)"
@@ -183,7 +215,10 @@ def test_a_text_field_empty_in_some_rows_is_a_warning_in_all_an_error(
     tiny_masked, data_dir, tmp_path, no_weights, caplog
 ):
     path = edit(data_dir, "dev.tsv", "\t1\n \t0\n")
-    with caplog.at_level(logging.WARNING, logger="fewtune"), pytest.raises(AssertionError, match="weights"):
+    with (
+        caplog.at_level(logging.WARNING, logger="fewtune"),
+        pytest.raises(AssertionError, match="weights"),
+    ):
         build(compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt"), tmp_path))
     assert (
         f"{path}: field 'sentence' is empty in 2 of 10 rows (lines 10, 11): the template gets no text there; "
@@ -199,7 +234,10 @@ def test_test_examples_seen_in_training_are_a_warning(tiny_masked, tmp_path, no_
     data = write_sst2_split(tmp_path / "data")
     test = data / SPLIT / "test.tsv"
     test.write_text("sentence\tlabel\nan unseen film\t1\ntruly great fun\t1\n")
-    with caplog.at_level(logging.WARNING, logger="fewtune"), pytest.raises(AssertionError, match="weights"):
+    with (
+        caplog.at_level(logging.WARNING, logger="fewtune"),
+        pytest.raises(AssertionError, match="weights"),
+    ):
         build(compose_cfg(tiny_overrides(tiny_masked, data, "prompt"), tmp_path / "run"))
     assert (
         f"1 of the 2 test examples in {test} are also training examples (the same text): the test score counts "
@@ -220,7 +258,7 @@ def write_mr_split(root: Path, rows: dict[str, str]) -> Path:
 @pytest.mark.parametrize("split", ["test", "train"])
 def test_an_unclosed_quote_names_its_row(split, tiny_masked, tmp_path, no_weights):
     """test.csv used to lose a row silently, and train.csv blamed K."""
-    broken = "0,a film\n1,\"a great film\n0,another film\n1,a \"good\" one\n" + "".join(
+    broken = '0,a film\n1,"a great film\n0,another film\n1,a "good" one\n' + "".join(
         f"{i % 2},film {i}\n" for i in range(8)
     )
     data = write_mr_split(tmp_path / "data", {split: broken})
@@ -259,9 +297,23 @@ def test_the_sampler_names_the_broken_row_not_k(tmp_path):
     from fewtune.sample import main
 
     rows = [f"{i % 5},sentence {i}\n" for i in range(40)]
-    source = sst5_source(tmp_path / "source", "".join(rows[:3]) + '3,"an unclosed quote\n' + "".join(rows[3:]))
+    source = sst5_source(
+        tmp_path / "source", "".join(rows[:3]) + '3,"an unclosed quote\n' + "".join(rows[3:])
+    )
     with pytest.raises(SystemExit) as exit_info:
-        main(["sst5", "--k", "2", "--seeds", "13", "--source", str(source), "--out", str(tmp_path / "out")])
+        main(
+            [
+                "sst5",
+                "--k",
+                "2",
+                "--seeds",
+                "13",
+                "--source",
+                str(source),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
     assert str(exit_info.value).startswith(
         f"error: {source / 'sst-5' / 'train.csv'} line 4: a quote opened in this row is never closed"
     )
@@ -270,10 +322,10 @@ def test_the_sampler_names_the_broken_row_not_k(tmp_path):
 
 def test_the_sampler_on_a_users_csv(tmp_path):
     """A user's CSV with a header: a wrong column name, bytes that are not UTF-8, an empty file."""
-    from fewtune.sample import sample_task
-
-    from test_custom_tasks import REVIEWS_YAML
     from omegaconf import OmegaConf
+
+    from fewtune.sample import sample_task
+    from test_custom_tasks import REVIEWS_YAML
 
     cfg = OmegaConf.to_container(OmegaConf.create(REVIEWS_YAML))
     data = tmp_path / "data"
@@ -294,7 +346,10 @@ def test_the_sampler_on_a_users_csv(tmp_path):
         f"{train} line 3: bytes b'\\xe9' are not UTF-8; save the file as UTF-8 "
         "(e.g. iconv -f latin1 -t utf-8 reviews.csv > fixed.csv)"
     )
-    assert error(b"review,sentiment\n") == f"{train}: no examples in this file (only its header); give it labelled rows"
+    assert (
+        error(b"review,sentiment\n")
+        == f"{train}: no examples in this file (only its header); give it labelled rows"
+    )
     assert error(b"review,sentiment\na,positive\nb,neutral\n") == (
         f"{train} row 2: label 'neutral' is not one of task 'reviews' labels "
         "['negative', 'positive']; check the task's 'labels', 'columns' and 'dataset' entries"
@@ -305,15 +360,23 @@ def test_the_sampler_on_a_users_csv(tmp_path):
 # --- results on disk -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "why"), [('{"test": {"acc": 0.5', "not valid JSON"), ("[0.5]", "holds a JSON list")])
-def test_a_broken_metrics_json_met_by_a_rerun(text, why, tiny_masked, data_dir, tmp_path, no_weights):
+@pytest.mark.parametrize(
+    ("text", "why"), [('{"test": {"acc": 0.5', "not valid JSON"), ("[0.5]", "holds a JSON list")]
+)
+def test_a_broken_metrics_json_met_by_a_rerun(
+    text, why, tiny_masked, data_dir, tmp_path, no_weights
+):
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.json").write_text(text)
     with pytest.raises(FewtuneError) as err:
         train(compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt"), out))
-    assert str(err.value).startswith(f"{out / 'metrics.json'} {'is ' if 'valid' in why else ''}{why}")
-    assert str(err.value).endswith(f"it is no result: delete it to run this job again (rm {out / 'metrics.json'})")
+    assert str(err.value).startswith(
+        f"{out / 'metrics.json'} {'is ' if 'valid' in why else ''}{why}"
+    )
+    assert str(err.value).endswith(
+        f"it is no result: delete it to run this job again (rm {out / 'metrics.json'})"
+    )
 
 
 def test_a_broken_metrics_json_met_by_the_table(tmp_path):
@@ -355,7 +418,9 @@ def cli(*args, cwd=None, **popen):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     command = [sys.executable, "-m", "fewtune.train", *args]
     if popen:
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd
+        )
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
@@ -372,11 +437,16 @@ def one_line(result) -> str:
 def test_cli_max_steps_0_is_one_line_and_no_result(tiny_masked, data_dir, tmp_path):
     """It used to exit 0 with a metrics.json of 0 steps; the other settings take the same path."""
     out = tmp_path / "run"
-    result = cli(*tiny_overrides(tiny_masked, data_dir, "prompt", "trainer.max_steps=0"), f"hydra.run.dir={out}")
+    result = cli(
+        *tiny_overrides(tiny_masked, data_dir, "prompt", "trainer.max_steps=0"),
+        f"hydra.run.dir={out}",
+    )
     assert result.returncode == 1
     assert one_line(result).startswith("error: trainer.max_steps=0: method 'prompt' trains")
     assert not (out / "metrics.json").exists()
-    assert json.loads((out / "failed.json").read_text())["error"] == one_line(result).removeprefix("error: ")
+    assert json.loads((out / "failed.json").read_text())["error"] == one_line(result).removeprefix(
+        "error: "
+    )
 
 
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
@@ -400,7 +470,10 @@ def test_an_output_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch)
 
     assert folders.folder_problem(tmp_path / "a" / "run") is None
     monkeypatch.setattr(folders.tempfile, "TemporaryFile", read_only)
-    assert folders.folder_problem(tmp_path / "a" / "run") == f"cannot write in {tmp_path} (Read-only file system)"
+    assert (
+        folders.folder_problem(tmp_path / "a" / "run")
+        == f"cannot write in {tmp_path} (Read-only file system)"
+    )
     assert not (tmp_path / "a").exists()  # the check makes nothing
 
 
@@ -409,15 +482,24 @@ def test_cli_output_folder_that_cannot_be_written(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     result = cli(f"hydra.run.dir={locked}/run", "logger=none")
-    assert re.fullmatch(rf"error: hydra.run.dir={locked}/run: cannot write in {locked} \(.*\); give .*", one_line(result))
+    assert re.fullmatch(
+        rf"error: hydra.run.dir={locked}/run: cannot write in {locked} \(.*\); give .*",
+        one_line(result),
+    )
 
 
 def test_cli_sigterm_says_the_job_was_stopped_and_how_to_resume(tiny_masked, data_dir, tmp_path):
     out = tmp_path / "run"
-    args = tiny_overrides(tiny_masked, data_dir, "prompt", "trainer.max_steps=100000", "trainer.val_check_interval=2")
+    args = tiny_overrides(
+        tiny_masked, data_dir, "prompt", "trainer.max_steps=100000", "trainer.val_check_interval=2"
+    )
     proc = cli(*args, f"hydra.run.dir={out}", popen=True)
     deadline = time.monotonic() + 240
-    while not (out / "checkpoints" / "last.ckpt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+    while (
+        not (out / "checkpoints" / "last.ckpt").is_file()
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[1][-3000:]
     proc.send_signal(signal.SIGTERM)
@@ -426,7 +508,9 @@ def test_cli_sigterm_says_the_job_was_stopped_and_how_to_resume(tiny_masked, dat
     message = json.loads((out / "failed.json").read_text())["error"]
     assert message.startswith("stopped by SIGTERM (scancel, a preemption or the time limit); ")
     assert "to continue from checkpoints/last.ckpt (step " in message
-    assert message.endswith(f"run the same command again (with hydra.run.dir={out})")  # a single run's folder
+    assert message.endswith(
+        f"run the same command again (with hydra.run.dir={out})"
+    )  # a single run's folder
     assert one_line(result) == f"error: {message}"
     assert result.returncode == 128 + signal.SIGTERM
     assert not (out / "metrics.json").exists()

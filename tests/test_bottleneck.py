@@ -153,8 +153,8 @@ def test_before_training_the_run_predicts_as_the_backbone(
 @pytest.mark.parametrize("family", ["tiny_masked", "tiny_causal"])
 @pytest.mark.parametrize("name", ["houlsby", "pfeiffer"])
 def test_training_moves_the_adapters_and_the_predictions(name, family, data_dir, tmp_path, request):
-    from fewtune.run.reload import load_run_weights
     from fewtune.peft.storage import TASK_WEIGHTS_FILE
+    from fewtune.run.reload import load_run_weights
     from fewtune.train import train
 
     model_dir = request.getfixturevalue(family)
@@ -219,8 +219,8 @@ def test_the_params_figure_draws_the_adapters_like_the_other_methods(
     """Real (tiny) run folders: the table reads each adapter's title and trainable parameters."""
     from omegaconf import OmegaConf
 
-    from fewtune.report.runs import collect_runs
     from fewtune.report.params import params_accuracy_figure, params_points
+    from fewtune.report.runs import collect_runs
     from fewtune.train import train
 
     counts = {}

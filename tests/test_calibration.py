@@ -3,9 +3,13 @@
 import pytest
 import torch
 
-from fewtune.scoring.calibration import calibrate, content_free_examples, content_free_probs, content_free_texts
-
 from fewtune.errors import FewtuneError
+from fewtune.scoring.calibration import (
+    calibrate,
+    content_free_examples,
+    content_free_probs,
+    content_free_texts,
+)
 from fewtune.scoring.playground import Playground
 from fewtune.scoring.probs import label_probs
 
@@ -40,7 +44,9 @@ def playground(request, tiny_masked, tiny_causal, tmp_path_factory):
 
     data = write_sst2_split(tmp_path_factory.mktemp("data"))
     model = tiny_masked if request.param == "masked" else tiny_causal
-    return Playground("sst2", "hf", [f"model.path={model}", "k=4", "seed=13", f"paths.data_dir={data}"])
+    return Playground(
+        "sst2", "hf", [f"model.path={model}", "k=4", "seed=13", f"paths.data_dir={data}"]
+    )
 
 
 def test_a_content_free_input_scores_uniform_after_calibration(playground):
@@ -63,7 +69,9 @@ def test_label_probs_are_the_modules_own_zero_shot_scores(playground):
     playground.module.eval()  # as zero-shot evaluation runs it: no dropout
     with torch.no_grad():
         expected = playground.module.label_logits(batch).softmax(-1)
-    assert label_probs(playground.module, encoder, examples, batch_size=3) == pytest.approx(expected, abs=1e-6)
+    assert label_probs(playground.module, encoder, examples, batch_size=3) == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 def test_label_probs_come_back_in_the_order_given_whatever_the_lengths(playground):
@@ -73,9 +81,14 @@ def test_label_probs_come_back_in_the_order_given_whatever_the_lengths(playgroun
     encoder = playground.encoder(playground.default_template)
     words = playground.dev[0].fields["sentence"].split()
     lengths = [1, 7, 3, 12, 5, 9]  # neither sorted nor reversed: batches are scored by length
-    items = [encoder.encode(Example(fields={"sentence": " ".join(words * n)}, label=""), 0) for n in lengths]
+    items = [
+        encoder.encode(Example(fields={"sentence": " ".join(words * n)}, label=""), 0)
+        for n in lengths
+    ]
     pad, label_words = encoder.tokenizer.pad_token_id, encoder.label_words
-    one_by_one = torch.cat([encoded_label_probs(playground.module, [e], pad, label_words) for e in items])
+    one_by_one = torch.cat(
+        [encoded_label_probs(playground.module, [e], pad, label_words) for e in items]
+    )
     batched = encoded_label_probs(playground.module, items, pad, label_words, batch_size=4)
     assert batched == pytest.approx(one_by_one, abs=1e-5)
 
@@ -93,15 +106,24 @@ def test_tokens_show_the_slot(playground):
 
 
 def test_compare_and_examples(playground):
-    templates = [playground.default_template, playground.default_template.replace("It was", "All in all, it was")]
+    templates = [
+        playground.default_template,
+        playground.default_template.replace("It was", "All in all, it was"),
+    ]
     frame = playground.compare(templates)
     assert frame["template"].tolist() == templates
     assert frame["accuracy"].between(0, 100).all() and frame["calibrated"].between(0, 100).all()
     assert frame.loc[0, "accuracy"] == pytest.approx(100 * playground.accuracy(templates[0]))
     assert [ex.label for ex in playground.examples(3)] == ["0", "1", "0"]
     table = playground.probs_table(templates[0], playground.examples(2))
-    assert list(table.columns) == ["text", "gold", "p(terrible)", "p(great)",
-                                   "calibrated p(terrible)", "calibrated p(great)"]
+    assert list(table.columns) == [
+        "text",
+        "gold",
+        "p(terrible)",
+        "p(great)",
+        "calibrated p(terrible)",
+        "calibrated p(great)",
+    ]
 
 
 def test_a_template_unfit_for_the_family_is_one_line(playground):
@@ -109,30 +131,39 @@ def test_a_template_unfit_for_the_family_is_one_line(playground):
         playground.encoder("{premise} It was {mask} .")
 
 
-def test_zeroshot_with_calibrate_scores_content_free_input_uniformly(tiny_causal, data_dir, tmp_path):
+def test_zeroshot_with_calibrate_scores_content_free_input_uniformly(
+    tiny_causal, data_dir, tmp_path
+):
     from conftest import compose_cfg, tiny_overrides
-
-    from fewtune.train import train
-
     from fewtune.run.build import build
+    from fewtune.train import train
 
     overrides = tiny_overrides(tiny_causal, data_dir, "zeroshot", "method.calibrate=true")
     results = train(compose_cfg(overrides, tmp_path / "run"))
     p_cf = torch.tensor(results["calibration_p_cf"])
     assert p_cf.sum() == pytest.approx(1.0) and (p_cf != 0.5).all()  # the tiny model is biased
-    plain = train(compose_cfg(tiny_overrides(tiny_causal, data_dir, "zeroshot"), tmp_path / "plain"))
+    plain = train(
+        compose_cfg(tiny_overrides(tiny_causal, data_dir, "zeroshot"), tmp_path / "plain")
+    )
     assert "calibration_p_cf" not in plain
 
     datamodule, module = build(compose_cfg(overrides, tmp_path / "again"))
     module.p_cf = p_cf
-    probs = label_probs(module, datamodule.encoder, content_free_examples(["sentence"], ["N/A", ""]))
+    probs = label_probs(
+        module, datamodule.encoder, content_free_examples(["sentence"], ["N/A", ""])
+    )
     assert probs.mean(0) == pytest.approx(torch.tensor([0.5, 0.5]), abs=0.05)
 
 
 def test_calibrate_refuses_a_trained_method(tiny_causal, data_dir, tmp_path):
     from conftest import compose_cfg, tiny_overrides
-
     from fewtune.train import train
 
-    with pytest.raises(FewtuneError, match=r"method 'prompt': calibrate=true needs an untrained prompt"):
-        train(compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", "+method.calibrate=true"), tmp_path))
+    with pytest.raises(
+        FewtuneError, match=r"method 'prompt': calibrate=true needs an untrained prompt"
+    ):
+        train(
+            compose_cfg(
+                tiny_overrides(tiny_causal, data_dir, "prompt", "+method.calibrate=true"), tmp_path
+            )
+        )

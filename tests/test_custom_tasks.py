@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from fewtune.config import CONF_DIR, PROJECT_ROOT
-
 from fewtune.sample import main as sample_main
 from fewtune.table import main as table_main
 
@@ -38,10 +37,18 @@ dataset:
   test: reviews_test.csv
 """
 VARIANTS = {
-    "reviews-jsonl": ("format: csv", "format: jsonl", "dataset:\n  train: reviews.csv\n  test: reviews_test.csv",
-                      "dataset: {train: reviews.jsonl, test: reviews_test.jsonl}"),
-    "reviews-saved": ("format: csv", "format: tsv", "dataset:\n  train: reviews.csv\n  test: reviews_test.csv",
-                      "dataset: {path: reviews_saved}"),
+    "reviews-jsonl": (
+        "format: csv",
+        "format: jsonl",
+        "dataset:\n  train: reviews.csv\n  test: reviews_test.csv",
+        "dataset: {train: reviews.jsonl, test: reviews_test.jsonl}",
+    ),
+    "reviews-saved": (
+        "format: csv",
+        "format: tsv",
+        "dataset:\n  train: reviews.csv\n  test: reviews_test.csv",
+        "dataset: {path: reviews_saved}",
+    ),
 }
 POSITIVE = ["a great film", "wonderful acting, great story", 'truly "great" fun', "I loved it"]
 NEGATIVE = ["a terrible film", "awful acting, terrible story", "truly boring", "I hated it"]
@@ -52,7 +59,9 @@ def reviews(n: int) -> list[dict]:
     rows = []
     for i in range(n):
         rows.append({"id": 2 * i, "review": f"{POSITIVE[i % 4]} (#{i})", "sentiment": "positive"})
-        rows.append({"id": 2 * i + 1, "review": f"{NEGATIVE[i % 4]} (#{i})", "sentiment": "negative"})
+        rows.append(
+            {"id": 2 * i + 1, "review": f"{NEGATIVE[i % 4]} (#{i})", "sentiment": "negative"}
+        )
     return rows
 
 
@@ -78,9 +87,9 @@ def write_user_folder(root: Path) -> tuple[Path, Path]:
             writer.writerows(rows)
         (data / f"reviews{suffix}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     saved = {"train": splits[""], "test": splits["_test"]}
-    datasets.DatasetDict({s: datasets.Dataset.from_list(rows) for s, rows in saved.items()}).save_to_disk(
-        str(data / "reviews_saved")
-    )
+    datasets.DatasetDict(
+        {s: datasets.Dataset.from_list(rows) for s, rows in saved.items()}
+    ).save_to_disk(str(data / "reviews_saved"))
     return conf, data
 
 
@@ -89,18 +98,28 @@ def checkout_state() -> list[str]:
     pytest's caches, which importing and testing write)."""
     lines = subprocess.run(
         ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     return [line for line in lines if "__pycache__" not in line and ".pytest_cache" not in line]
 
 
-@pytest.mark.skipif(not (PROJECT_ROOT / ".git").exists(), reason="needs the git checkout to compare")
-def test_a_users_task_outside_the_checkout_samples_trains_and_tables(tmp_path, tiny_masked, monkeypatch, capsys):
+@pytest.mark.skipif(
+    not (PROJECT_ROOT / ".git").exists(), reason="needs the git checkout to compare"
+)
+def test_a_users_task_outside_the_checkout_samples_trains_and_tables(
+    tmp_path, tiny_masked, monkeypatch, capsys
+):
     before = checkout_state()
     conf, data = write_user_folder(tmp_path / "my-fewtune")
     monkeypatch.setenv("FEWTUNE_CONFIG_DIR", str(conf))
     monkeypatch.chdir(tmp_path)
-    fewshot, runs = tmp_path / "my-fewtune" / "fewshot", tmp_path / "my-fewtune" / "runs" / "reviews"
+    fewshot, runs = (
+        tmp_path / "my-fewtune" / "fewshot",
+        tmp_path / "my-fewtune" / "runs" / "reviews",
+    )
 
     # 4. Sample: K=16 per label, two seeds
     sample_main([*TASKS, "--source", str(data), "--out", str(fewshot), "--seeds", "13", "21"])
@@ -108,17 +127,36 @@ def test_a_users_task_outside_the_checkout_samples_trains_and_tables(tmp_path, t
     assert split.joinpath("train.csv").read_text().splitlines()[0] == "review,sentiment"
     assert len(split.joinpath("test.csv").read_text().splitlines()) == 1 + 12
     assert (fewshot / "k-shot" / "reviews-jsonl" / "16-21" / "dev.jsonl").is_file()
-    assert (fewshot / "k-shot" / "reviews-saved" / "16-21" / "train.tsv").read_text().startswith("review\tsentiment\n")
+    assert (
+        (fewshot / "k-shot" / "reviews-saved" / "16-21" / "train.tsv")
+        .read_text()
+        .startswith("review\tsentiment\n")
+    )
 
     # 4. Train: both methods, both seeds, in one multirun (a tiny model instead of the default backbone)
     command = [
-        sys.executable, "-m", "fewtune.train", "-m", f"task={','.join(TASKS)}", "method=prompt,finetune",
-        "seed=13,21", f"paths.data_dir={fewshot}", f"hydra.sweep.dir={runs}",
-        "model=hf", f"model.path={tiny_masked}", "logger=none", "trainer.accelerator=cpu", "trainer.max_steps=2",
-        "trainer.val_check_interval=1", "trainer.enable_progress_bar=false", "eval_batch_size=64",
+        sys.executable,
+        "-m",
+        "fewtune.train",
+        "-m",
+        f"task={','.join(TASKS)}",
+        "method=prompt,finetune",
+        "seed=13,21",
+        f"paths.data_dir={fewshot}",
+        f"hydra.sweep.dir={runs}",
+        "model=hf",
+        f"model.path={tiny_masked}",
+        "logger=none",
+        "trainer.accelerator=cpu",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=1",
+        "trainer.enable_progress_bar=false",
+        "eval_batch_size=64",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list(runs.glob("*/metrics.json"))) == 12, result.stderr[-3000:]
 
@@ -155,15 +193,31 @@ def test_a_second_clone_reads_its_own_configs(tmp_path):
         (source / name).write_text("sentence\tlabel\n" + rows)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
     env.pop("FEWTUNE_CONFIG_DIR", None)
-    command = [sys.executable, "-m", "fewtune.sample", "clone-only", "--k", "2", "--seeds", "1",
-               "--source", str(tmp_path / "source"), "--out", str(tmp_path / "out")]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=clone, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "fewtune.sample",
+        "clone-only",
+        "--k",
+        "2",
+        "--seeds",
+        "1",
+        "--source",
+        str(tmp_path / "source"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=clone, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert f"note: using the configs of the checkout you are in ({clone / 'conf'})" in result.stderr
     assert f"installed from {PROJECT_ROOT}" in result.stderr
     assert (tmp_path / "out" / "k-shot" / "SST-2" / "2-1" / "train.tsv").is_file()
     # Outside any checkout: the installed one's configs, and no note.
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 1 and "note:" not in result.stderr
     assert result.stderr.strip() == (
         "error: no task 'clone-only' in conf/task/ or the user config folders (FEWTUNE_CONFIG_DIR, --config-dir); "
@@ -226,16 +280,23 @@ def test_dataset_entries_of_every_kind(tmp_path):
     assert len(test) == 10 and len(train) == len(dev) == 8
     assert not {ex.fields["text"] for ex in test} & {ex.fields["text"] for ex in train + dev}
 
-    features = datasets.Features({"review": datasets.Value("string"), "sentiment": datasets.ClassLabel(
-        names=["negative", "positive"])})
-    as_classes = [{"review": r["review"], "sentiment": int(r["sentiment"] == "positive")} for r in rows]
+    features = datasets.Features(
+        {
+            "review": datasets.Value("string"),
+            "sentiment": datasets.ClassLabel(names=["negative", "positive"]),
+        }
+    )
+    as_classes = [
+        {"review": r["review"], "sentiment": int(r["sentiment"] == "positive")} for r in rows
+    ]
     datasets.Dataset.from_list(as_classes, features=features).save_to_disk(str(data / "single"))
     train, _, test = sampled({"path": "single", "test_size": 0.2}, "class-names")
     assert {ex.label for ex in train} == {"negative", "positive"}
 
     for split, part in (("train", rows), ("test", rows[:4])):
         (data / "folder" / f"{split}.tsv").write_text(
-            "review\tsentiment\n" + "".join(f"{r['review']} \"so\" \"quoted\"\t{r['sentiment']}\n" for r in part)
+            "review\tsentiment\n"
+            + "".join(f'{r["review"]} "so" "quoted"\t{r["sentiment"]}\n' for r in part)
         )
     train, _, test = sampled({"path": "folder"}, "tsv-folder")
     assert len(test) == 4 and all('"so" "quoted"' in ex.fields["text"] for ex in train)

@@ -1,13 +1,10 @@
 """Reading task files (TSV with and without header, quoted CSV, byte-order marks) and their errors."""
 
-
 import pytest
-
-from conftest import SHARED_DATA, load_task
 from omegaconf import OmegaConf
 
+from conftest import SHARED_DATA, load_task
 from fewtune.config import CONF_DIR
-
 from fewtune.data.tasks import TaskSpec, check_k_shot, read_examples
 from fewtune.errors import FewtuneError
 
@@ -16,16 +13,22 @@ task = load_task
 
 def test_tsv_with_header(tmp_path):
     path = tmp_path / "train.tsv"
-    path.write_text("sentence\tlabel\nit 's \"great\" , really\t1\nbad\t0\n")
+    path.write_text('sentence\tlabel\nit \'s "great" , really\t1\nbad\t0\n')
     examples = read_examples(task("sst2"), path)
-    assert [(e.fields["sentence"], e.label) for e in examples] == [('it \'s "great" , really', "1"), ("bad", "0")]
+    assert [(e.fields["sentence"], e.label) for e in examples] == [
+        ('it \'s "great" , really', "1"),
+        ("bad", "0"),
+    ]
 
 
 def test_csv_without_header_keeps_quoted_commas(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text('0,"slow , dull , long"\n1,fine\n')
     examples = read_examples(task("mr"), path)
-    assert [(e.fields["sentence"], e.label) for e in examples] == [("slow , dull , long", "0"), ("fine", "1")]
+    assert [(e.fields["sentence"], e.label) for e in examples] == [
+        ("slow , dull , long", "0"),
+        ("fine", "1"),
+    ]
 
 
 def test_cola_has_no_header_and_four_columns(tmp_path):
@@ -47,12 +50,18 @@ def test_byte_order_mark_is_dropped(tmp_path):
 def test_label_the_task_does_not_declare(tmp_path):
     path = tmp_path / "train.tsv"
     path.write_text("sentence\tlabel\nfine\t1\nodd\t7\n")
-    with pytest.raises(FewtuneError, match=r"train.tsv line 3: label '7' is not one of task 'sst2' labels \['0', '1'\]"):
+    with pytest.raises(
+        FewtuneError,
+        match=r"train.tsv line 3: label '7' is not one of task 'sst2' labels \['0', '1'\]",
+    ):
         read_examples(task("sst2"), path)
 
 
 def test_missing_data_folder_says_where_it_looked_and_how_to_fix(tmp_path):
-    with pytest.raises(FewtuneError, match=r"data folder .*nowhere does not exist; point to the LM-BFF data with FEWTUNE_DATA_DIR"):
+    with pytest.raises(
+        FewtuneError,
+        match=r"data folder .*nowhere does not exist; point to the LM-BFF data with FEWTUNE_DATA_DIR",
+    ):
         task("sst2").split_dir(tmp_path / "nowhere", 16, 42)
 
 
@@ -65,7 +74,10 @@ def test_k_larger_than_the_examples(data_dir):
     spec = task("sst2")
     train = spec.read_split(spec.split_dir(data_dir, 4, 13), "train")
     check_k_shot(spec, train, 4, "train")
-    with pytest.raises(FewtuneError, match=r"K=5 examples per class asked but the train split has only \{'0': 4, '1': 4\}"):
+    with pytest.raises(
+        FewtuneError,
+        match=r"K=5 examples per class asked but the train split has only \{'0': 4, '1': 4\}",
+    ):
         check_k_shot(spec, train, 5, "train")
 
 

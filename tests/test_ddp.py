@@ -35,7 +35,11 @@ def ddp_args(model_dir, data_dir, run_dir, method, *extra) -> list[str]:
         "trainer=ddp",
         "eval_batch_size=7",  # 15 test examples: 2 batches on rank 0, 1 on rank 1
         "optimizer.lr=5e-3",  # the weights move: testing the wrong ones would show
-        *(["peft.lr=5e-3"] if any(e.startswith("peft=") and e != "peft=none" for e in extra) else []),
+        *(
+            ["peft.lr=5e-3"]
+            if any(e.startswith("peft=") and e != "peft=none" for e in extra)
+            else []
+        ),
         f"hydra.run.dir={run_dir}",
     ]
 
@@ -48,7 +52,11 @@ def ddp_runs(request, tmp_path_factory, odd_data):
     for name, (model, method, *extra) in RUNS.items():
         args = ddp_args(request.getfixturevalue(model), odd_data, root / name, method, *extra)
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "fewtune.train", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            [sys.executable, "-m", "fewtune.train", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
     # The pipe stays open until rank 1 (a child of rank 0) has exited too.
     outputs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
@@ -101,7 +109,11 @@ def test_eval_split_is_shared_without_repeats():
 
     data = list(range(15))
     shards = [
-        list(eval_sampler(SimpleNamespace(distributed_sampler_kwargs={"num_replicas": 2, "rank": r}), data))
+        list(
+            eval_sampler(
+                SimpleNamespace(distributed_sampler_kwargs={"num_replicas": 2, "rank": r}), data
+            )
+        )
         for r in range(2)
     ]
     assert sorted(shards[0] + shards[1]) == data
@@ -133,7 +145,9 @@ def test_only_rank_zero_writes_task_weights(tmp_path, rank):
     strategy = FakeStrategy(rank)
     path = keep_task_weights(module, str(ckpt), tmp_path, "lora", strategy)
     assert torch.equal(module.weight, best["weight"])  # every rank tests with the best weights
-    assert len(strategy.barriers) == 2  # both ranks meet twice: nobody deletes what another still reads
+    assert (
+        len(strategy.barriers) == 2
+    )  # both ranks meet twice: nobody deletes what another still reads
     assert path == tmp_path / TASK_WEIGHTS_FILE
     assert path.is_file() == (rank == 0)
     assert ckpt.exists() == (rank == 1)
@@ -143,23 +157,35 @@ def test_only_rank_zero_writes_task_weights(tmp_path, rank):
     "strategy, says",
     [
         ("trainer=ddp", "works from python -m fewtune.train only"),
-        ("+trainer.strategy=ddp_spawn", "a spawning strategy (ddp_spawn, ddp_fork, ddp_notebook) is not supported"),
+        (
+            "+trainer.strategy=ddp_spawn",
+            "a spawning strategy (ddp_spawn, ddp_fork, ddp_notebook) is not supported",
+        ),
     ],
 )
 def test_ddp_refuses_launches_that_cannot_work(tiny_masked, data_dir, tmp_path, strategy, says):
     from fewtune.train import train
 
     overrides = tiny_overrides(tiny_masked, data_dir, "finetune", strategy, "trainer.devices=2")
-    with pytest.raises(FewtuneError, match=r"^[^\n]*" + says.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        FewtuneError, match=r"^[^\n]*" + says.replace("(", r"\(").replace(")", r"\)")
+    ):
         train(compose_cfg(overrides, tmp_path))
     assert not (tmp_path / "metrics.json").exists()
 
 
 def test_ddp_config_precision_follows_the_accelerator(tmp_path, monkeypatch):
     cpu = compose_cfg(["trainer=ddp"], tmp_path).trainer
-    assert (cpu.accelerator, cpu.devices, cpu.strategy, cpu.precision) == ("cpu", 2, "ddp", "32-true")
+    assert (cpu.accelerator, cpu.devices, cpu.strategy, cpu.precision) == (
+        "cpu",
+        2,
+        "ddp",
+        "32-true",
+    )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     for bf16_gpu, expected in ((True, "bf16-mixed"), (False, "32-true")):  # False: e.g. V100s
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_gpu)  # noqa: B023 (used in this iteration)
-        gpu = compose_cfg(["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], tmp_path).trainer
+        gpu = compose_cfg(
+            ["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], tmp_path
+        ).trainer
         assert gpu.precision == expected

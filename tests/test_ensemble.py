@@ -5,32 +5,44 @@ import json
 
 import numpy as np
 import pytest
-from fake_runs import fake_run
 from omegaconf import OmegaConf
-from prediction_runs import finished_run
 
+from fake_runs import fake_run
 from fewtune.ensemble import main
-
 from fewtune.predictions.rescore import rescore
 from fewtune.predictions.store import Predictions, path_of, read_run
 from fewtune.report.runs import collect_runs
 from fewtune.report.summary import summarize
 from fewtune.table import make_table
+from prediction_runs import finished_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_an_ensemble_of_three_methods_averages_their_probabilities(request, tmp_path_factory, tmp_path, capsys):
-    members = [finished_run(name, request, tmp_path_factory) for name in ("prompt", "finetune", "prompt-lora")]
-    assert main([*map(str, members), "--out", str(tmp_path / "ens"), "--title", "Three methods"]) == 0
+def test_an_ensemble_of_three_methods_averages_their_probabilities(
+    request, tmp_path_factory, tmp_path, capsys
+):
+    members = [
+        finished_run(name, request, tmp_path_factory)
+        for name in ("prompt", "finetune", "prompt-lora")
+    ]
+    assert (
+        main([*map(str, members), "--out", str(tmp_path / "ens"), "--title", "Three methods"]) == 0
+    )
     folder = tmp_path / "ens" / "ensemble-seed13"
     assert f"{folder}: 3 runs, test acc" in capsys.readouterr().out
     for split in ("dev", "test"):
         mean = np.mean([read_run(m, split).probs() for m in members], axis=0)
         ours = read_run(folder, split)
-        assert np.allclose(ours.probs(), mean, atol=1e-7) and (ours.frame["pred"] == mean.argmax(1)).all()
+        assert (
+            np.allclose(ours.probs(), mean, atol=1e-7)
+            and (ours.frame["pred"] == mean.argmax(1)).all()
+        )
     saved = json.loads((folder / "metrics.json").read_text())
-    assert saved["test"] == rescore(read_run(folder)) and saved["best_dev"] == rescore(read_run(folder, "dev"))["acc"]
+    assert (
+        saved["test"] == rescore(read_run(folder))
+        and saved["best_dev"] == rescore(read_run(folder, "dev"))["acc"]
+    )
     assert saved["ensemble"]["members"] == [str(m) for m in members]
     # the table shows the ensemble as a row of its own, beside its members
     table = summarize(collect_runs([*members, tmp_path / "ens"]))
@@ -38,7 +50,9 @@ def test_an_ensemble_of_three_methods_averages_their_probabilities(request, tmp_
     assert row.title == "Three methods" and row.cells["sst2"].values == [saved["test"]["acc"]]
     make_table([*members, tmp_path / "ens"], tmp_path / "table", resamples=200)
     tested = (tmp_path / "table" / "significance.csv").read_text()
-    models = "+".join(sorted({OmegaConf.load(m / ".hydra" / "config.yaml").model.name for m in members}))
+    models = "+".join(
+        sorted({OmegaConf.load(m / ".hydra" / "config.yaml").model.name for m in members})
+    )
     assert f",ensemble,{models}," in tested  # paired with its members
 
 
@@ -59,13 +73,26 @@ def test_seeds_of_one_method_make_one_ensemble_shown_as_one_number(tmp_path):
              42: [[0.8, 0.2], [0.8, 0.2], [0.1, 0.9]]}  # fmt: skip
     for seed, probs in seeds.items():
         fake_member(tmp_path / "runs", "prompt", seed, probs)
-    main([str(tmp_path / "runs"), "--out", str(tmp_path / "ens"), "--by", "none", "--name", "prompt-seeds"])
+    main(
+        [
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "ens"),
+            "--by",
+            "none",
+            "--name",
+            "prompt-seeds",
+        ]
+    )
     ours = read_run(tmp_path / "ens" / "prompt-seeds")
     assert np.allclose(ours.probs(), [[19 / 30, 11 / 30], [17 / 30, 13 / 30], [7 / 30, 23 / 30]])
     assert ours.frame["pred"].tolist() == [0, 0, 1] and rescore(ours)["acc"] == pytest.approx(2 / 3)
     table = summarize(collect_runs([tmp_path / "runs", tmp_path / "ens"]))
     (row,) = [r for r in table.rows if r.method == "prompt-seeds"]
-    assert row.title == "Ensemble of 3 runs" and "seeds]" not in table.text_rows()[table.rows.index(row)][3]
+    assert (
+        row.title == "Ensemble of 3 runs"
+        and "seeds]" not in table.text_rows()[table.rows.index(row)][3]
+    )
 
 
 def one_line_error(argv) -> str:
@@ -77,9 +104,15 @@ def one_line_error(argv) -> str:
 
 def test_what_cannot_be_averaged_is_refused_in_one_line(tmp_path):
     fake_member(tmp_path / "one", "prompt", 13, [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
-    assert "needs at least 2 runs, and seed 13 has 1" in one_line_error([str(tmp_path / "one"), "--out", str(tmp_path / "o")])
+    assert "needs at least 2 runs, and seed 13 has 1" in one_line_error(
+        [str(tmp_path / "one"), "--out", str(tmp_path / "o")]
+    )
     fake_member(tmp_path / "other", "finetune", 13, [[0.9, 0.1], [0.6, 0.4]], gold=(0, 1))
-    message = one_line_error([str(tmp_path / "one"), str(tmp_path / "other"), "--out", str(tmp_path / "o")])
+    message = one_line_error(
+        [str(tmp_path / "one"), str(tmp_path / "other"), "--out", str(tmp_path / "o")]
+    )
     assert "cannot average sst2 test predictions" in message and "over other examples" in message
     (tmp_path / "empty").mkdir()
-    assert "no finished run with predictions/test.parquet" in one_line_error([str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert "no finished run with predictions/test.parquet" in one_line_error(
+        [str(tmp_path / "empty"), "--out", str(tmp_path / "o")]
+    )

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 from conftest import compose_cfg, tiny_overrides
 from fewtune.errors import FewtuneError
 from fewtune.evaluate import evaluate
+from fewtune.run.build import build
 from fewtune.run.reload import load_run_weights
 from fewtune.train import train
-from fewtune.run.build import build
 
 FAMILIES = ["tiny_masked", "tiny_causal"]
 HEADS = ["prompt", "finetune"]
@@ -35,7 +35,9 @@ def count_rows(module) -> tuple[list[int], list]:
     """Rows each layer computes, counted by forward hooks on the body's layers."""
     seen = [0] * module.runner.num_layers
     hooks = [
-        layer.register_forward_hook(lambda m, args, out, i=i: seen.__setitem__(i, seen[i] + args[0].size(0)))
+        layer.register_forward_hook(
+            lambda m, args, out, i=i: seen.__setitem__(i, seen[i] + args[0].size(0))
+        )
         for i, layer in enumerate(module.runner.layers)
     ]
     return seen, hooks
@@ -43,9 +45,17 @@ def count_rows(module) -> tuple[list[int], list]:
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", HEADS)
-def test_patience_beyond_the_depth_predicts_as_the_full_model(method, family, data_dir, tmp_path, request):
-    module, batch = exit_module(request.getfixturevalue(family), data_dir, tmp_path, method,
-                                "exit.rule=patience", "exit.patience=5")
+def test_patience_beyond_the_depth_predicts_as_the_full_model(
+    method, family, data_dir, tmp_path, request
+):
+    module, batch = exit_module(
+        request.getfixturevalue(family),
+        data_dir,
+        tmp_path,
+        method,
+        "exit.rule=patience",
+        "exit.patience=5",
+    )
     with torch.no_grad():
         full = module.full_logits(batch)
         logits, exited_at = module.early_exit(batch)
@@ -61,10 +71,18 @@ def test_patience_beyond_the_depth_predicts_as_the_full_model(method, family, da
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", HEADS)
-def test_an_entropy_threshold_everyone_meets_exits_at_the_first_exit(method, family, data_dir, tmp_path, request):
+def test_an_entropy_threshold_everyone_meets_exits_at_the_first_exit(
+    method, family, data_dir, tmp_path, request
+):
     threshold = math.log(2) + 1  # above the largest entropy of 2 labels
-    module, batch = exit_module(request.getfixturevalue(family), data_dir, tmp_path, method,
-                                "exit.rule=confidence", f"exit.entropy={threshold}")
+    module, batch = exit_module(
+        request.getfixturevalue(family),
+        data_dir,
+        tmp_path,
+        method,
+        "exit.rule=confidence",
+        f"exit.entropy={threshold}",
+    )
     seen, hooks = count_rows(module)
     with torch.no_grad():
         logits, exited_at = module.early_exit(batch)
@@ -81,7 +99,9 @@ def test_an_entropy_threshold_everyone_meets_exits_at_the_first_exit(method, fam
 def test_layers_after_an_examples_exit_never_see_it(method, family, data_dir, tmp_path, request):
     """A threshold between the examples' entropies: some exit after layer 1, the rest go on alone
     and get the same logits as in the full batch (the mask is rebuilt for the rows left)."""
-    module, batch = exit_module(request.getfixturevalue(family), data_dir, tmp_path, method, "exit.rule=confidence")
+    module, batch = exit_module(
+        request.getfixturevalue(family), data_dir, tmp_path, method, "exit.rule=confidence"
+    )
     with torch.no_grad():
         first = module.all_exit_logits(batch)[1].float().softmax(-1)
         full = module.full_logits(batch)
@@ -102,9 +122,18 @@ def test_layers_after_an_examples_exit_never_see_it(method, family, data_dir, tm
 
 # The new heads on BERT's pooler, and the LM head behind Llama's final norm.
 @pytest.mark.parametrize("method, family", [("finetune", "tiny_masked"), ("prompt", "tiny_causal")])
-def test_training_with_exits_lowers_the_internal_exits_loss(method, family, data_dir, tmp_path, request):
-    overrides = tiny_overrides(request.getfixturevalue(family), data_dir, method, "exit=all",
-                               "trainer.max_steps=30", "trainer.val_check_interval=30", "optimizer.lr=3e-3")
+def test_training_with_exits_lowers_the_internal_exits_loss(
+    method, family, data_dir, tmp_path, request
+):
+    overrides = tiny_overrides(
+        request.getfixturevalue(family),
+        data_dir,
+        method,
+        "exit=all",
+        "trainer.max_steps=30",
+        "trainer.val_check_interval=30",
+        "optimizer.lr=3e-3",
+    )
     cfg = compose_cfg(overrides, tmp_path)
     datamodule, module = build(cfg)
     datamodule.setup()
@@ -122,13 +151,24 @@ def test_training_with_exits_lowers_the_internal_exits_loss(method, family, data
     assert internal_loss(trained) < 0.7 * before  # from ln 2 = 0.69 at random
 
 
-def test_exits_with_lora_are_stored_with_the_task_weights_and_reloaded(data_dir, tiny_masked, tmp_path):
+def test_exits_with_lora_are_stored_with_the_task_weights_and_reloaded(
+    data_dir, tiny_masked, tmp_path
+):
     from safetensors.torch import load_file
 
     from fewtune.exits.measure import main as exits_main
 
-    overrides = tiny_overrides(tiny_masked, data_dir, "finetune", "peft=lora", "exit=all", "exit.rule=patience",
-                               "exit.patience=1", "trainer.max_steps=2", "trainer.val_check_interval=1")
+    overrides = tiny_overrides(
+        tiny_masked,
+        data_dir,
+        "finetune",
+        "peft=lora",
+        "exit=all",
+        "exit.rule=patience",
+        "exit.patience=1",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=1",
+    )
     cfg = compose_cfg(overrides, tmp_path)
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
@@ -151,7 +191,17 @@ def test_exits_with_lora_are_stored_with_the_task_weights_and_reloaded(data_dir,
     assert (tmp_path / "exits.png").stat().st_size > 0
 
     # timing 1 of 4 batches: the same metrics and exit layers, replayed from the exits' logits
-    thresholds = ["--patience", "1", "9", "--entropy", "0", "0.6", "10", "--set", "eval_batch_size=4"]
+    thresholds = [
+        "--patience",
+        "1",
+        "9",
+        "--entropy",
+        "0",
+        "0.6",
+        "10",
+        "--set",
+        "eval_batch_size=4",
+    ]
     exits_main([str(tmp_path), *thresholds])
     every = json.loads((tmp_path / "exits.json").read_text())
     exits_main([str(tmp_path), *thresholds, "--time-batches", "1"])
@@ -186,7 +236,9 @@ def test_every_nth_layer_and_loss_weights_by_layer(data_dir, tiny_causal, tmp_pa
     ],
 )
 def test_bad_settings_give_one_clear_line(extra, message, data_dir, tiny_masked, tmp_path):
-    cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "finetune", "exit=all", *extra), tmp_path)
+    cfg = compose_cfg(
+        tiny_overrides(tiny_masked, data_dir, "finetune", "exit=all", *extra), tmp_path
+    )
     with pytest.raises(FewtuneError, match=message) as err:
         build(cfg)
     assert "\n" not in str(err.value)
@@ -198,7 +250,9 @@ def test_other_architectures_are_refused(bpe_tokenizer):
     from fewtune.exits.layerwise import LayerRunner
 
     body = GPT2Model(GPT2Config(vocab_size=100, n_embd=16, n_layer=2, n_head=2, n_positions=32))
-    with pytest.raises(FewtuneError, match="supports BERT- and Llama-family backbones.*'gpt2'") as err:
+    with pytest.raises(
+        FewtuneError, match="supports BERT- and Llama-family backbones.*'gpt2'"
+    ) as err:
         LayerRunner(body)
     assert "\n" not in str(err.value)
 
@@ -218,8 +272,12 @@ def test_measuring_a_run_without_exits_says_so(data_dir, tiny_masked, tmp_path, 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", HEADS)
-@pytest.mark.parametrize("rule,value", [("patience", 1), ("patience", 2), ("confidence", 0.6), ("confidence", 0.69)])
-def test_replaying_the_exits_logits_decides_as_early_exit_does(method, family, rule, value, data_dir, tmp_path, request):
+@pytest.mark.parametrize(
+    "rule,value", [("patience", 1), ("patience", 2), ("confidence", 0.6), ("confidence", 0.69)]
+)
+def test_replaying_the_exits_logits_decides_as_early_exit_does(
+    method, family, rule, value, data_dir, tmp_path, request
+):
     from fewtune.exits.rules import replay
 
     module, batch = exit_module(request.getfixturevalue(family), data_dir, tmp_path, method)

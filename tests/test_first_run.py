@@ -10,7 +10,9 @@ from conftest import tiny_overrides
 from fewtune.config import CONF_DIR
 
 GROUPS_USERS_PICK = sorted(
-    p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "paths", "callbacks")
+    p.name
+    for p in CONF_DIR.iterdir()
+    if p.is_dir() and p.name not in ("hydra", "paths", "callbacks")
 )
 
 
@@ -25,16 +27,22 @@ def test_help_explains_every_group_and_gives_the_first_commands(tmp_path):
     result = fewtune_train("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     groups = result.stdout.split("== Groups (group=option) ==")[1].split("==")[0]
-    described = {line.split()[0] for line in groups.splitlines() if line.startswith("  ") and line[2] != " "}
+    described = {
+        line.split()[0] for line in groups.splitlines() if line.startswith("  ") and line[2] != " "
+    }
     assert described == set(GROUPS_USERS_PICK)
     for command in ("experiment=cpu debug=fast", "python -m fewtune.table", "-m experiment=cpu"):
         assert command in result.stdout
     assert "== Config ==" not in result.stdout  # no config dump in place of an explanation
 
 
-def test_a_run_off_a_terminal_ends_with_its_result_and_logs_the_chatter(tiny_masked, data_dir, tmp_path):
+def test_a_run_off_a_terminal_ends_with_its_result_and_logs_the_chatter(
+    tiny_masked, data_dir, tmp_path
+):
     run_dir = tmp_path / "run"
-    overrides = tiny_overrides(tiny_masked, data_dir, "finetune", "logger=wandb", f"hydra.run.dir={run_dir}")
+    overrides = tiny_overrides(
+        tiny_masked, data_dir, "finetune", "logger=wandb", f"hydra.run.dir={run_dir}"
+    )
     result = fewtune_train(*overrides, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     console = (result.stdout + result.stderr).strip().splitlines()

@@ -17,13 +17,15 @@ from hypothesis import strategies as st
 from conftest import task_config
 from fewtune.data.dataset_source import Records
 from fewtune.data.encoding import PlainEncoder, PromptEncoder
-from fewtune.data.prompts import Template
-from fewtune.data.verbalizers import Verbalizer
-from fewtune.data.tasks import Example, SplitFile, TaskSpec, read_examples
-from fewtune.errors import FewtuneError
 from fewtune.data.originals import records_pool
+from fewtune.data.prompts import Template
+from fewtune.data.tasks import Example, SplitFile, TaskSpec, read_examples
+from fewtune.data.verbalizers import Verbalizer
+from fewtune.errors import FewtuneError
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 # Anything YAML (or a Hydra override) can give a key.
 SCALARS = st.one_of(
@@ -31,7 +33,9 @@ SCALARS = st.one_of(
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=8,
 )
 TEMPLATE_TEXT = st.text(alphabet=string.ascii_letters[:6] + " {}|.?,_" + "é", max_size=30).map(
@@ -56,7 +60,9 @@ def mutate(base: dict, data) -> dict:
     """A task config with some keys (top-level or one level down) replaced, deleted or added."""
     cfg = copy.deepcopy(base)
     for _ in range(data.draw(st.integers(1, 4))):
-        key = data.draw(st.sampled_from([*sorted(cfg), "extra", "regression", "score_range", "text_fields"]))
+        key = data.draw(
+            st.sampled_from([*sorted(cfg), "extra", "regression", "score_range", "text_fields"])
+        )
         action = data.draw(st.sampled_from(["replace", "delete", "inner"]))
         if action == "delete":
             cfg.pop(key, None)
@@ -81,14 +87,26 @@ def test_a_mutated_task_config_is_read_or_refused_in_one_line(name, data):
 
 
 @FUZZ
-@given(text=TEMPLATE_TEXT, sentence=st.text(max_size=40), causal=st.booleans(), max_length=st.integers(8, 40))
-def test_a_template_renders_and_encodes_or_is_refused(text, sentence, causal, max_length, bert_tokenizer, bpe_tokenizer):
+@given(
+    text=TEMPLATE_TEXT,
+    sentence=st.text(max_size=40),
+    causal=st.booleans(),
+    max_length=st.integers(8, 40),
+)
+def test_a_template_renders_and_encodes_or_is_refused(
+    text, sentence, causal, max_length, bert_tokenizer, bpe_tokenizer
+):
     template = works_or_fewtune_error(Template, text)
-    if template is REFUSED or works_or_fewtune_error(template.check, ("sentence",), causal) is REFUSED:
+    if (
+        template is REFUSED
+        or works_or_fewtune_error(template.check, ("sentence",), causal) is REFUSED
+    ):
         return
     tokenizer = bpe_tokenizer if causal else bert_tokenizer
     verbalizer = Verbalizer({"0": "terrible", "1": "great"}, ("0", "1"))
-    encoder = works_or_fewtune_error(PromptEncoder, tokenizer, template, verbalizer, max_length, causal)
+    encoder = works_or_fewtune_error(
+        PromptEncoder, tokenizer, template, verbalizer, max_length, causal
+    )
     if encoder is REFUSED:
         return
     template.render({"sentence": sentence})
@@ -101,7 +119,10 @@ def test_a_template_renders_and_encodes_or_is_refused(text, sentence, causal, ma
 
 
 @FUZZ
-@given(words=st.lists(st.one_of(WORDS, st.lists(WORDS, max_size=3), SCALARS), min_size=2, max_size=2), causal=st.booleans())
+@given(
+    words=st.lists(st.one_of(WORDS, st.lists(WORDS, max_size=3), SCALARS), min_size=2, max_size=2),
+    causal=st.booleans(),
+)
 def test_label_words_encode_or_are_refused(words, causal, bert_tokenizer, bpe_tokenizer):
     cfg = {**task_config("sst2"), "verbalizer": {"0": words[0], "1": words[1]}}
     spec = works_or_fewtune_error(TaskSpec.from_config, cfg)
@@ -109,7 +130,9 @@ def test_label_words_encode_or_are_refused(words, causal, bert_tokenizer, bpe_to
         return
     tokenizer = bpe_tokenizer if causal else bert_tokenizer
     template = Template(spec.templates["causal" if causal else "masked"])
-    encoder = works_or_fewtune_error(PromptEncoder, tokenizer, template, Verbalizer.of_task(spec), 64, causal)
+    encoder = works_or_fewtune_error(
+        PromptEncoder, tokenizer, template, Verbalizer.of_task(spec), 64, causal
+    )
     if encoder is not REFUSED:
         assert all(ids for ids in encoder.label_words.words)
         assert tokenizer.unk_token_id not in {i for ids in encoder.label_words.words for i in ids}
@@ -122,9 +145,9 @@ CELL = st.text(alphabet=string.ascii_letters[:4] + ' ,\t"\n\r\\é01', max_size=1
 @given(
     # a sentence, a label (mostly the task's), sometimes a cell too many
     rows=st.lists(
-        st.tuples(CELL, st.one_of(st.sampled_from(["0", "1"]), CELL), st.lists(CELL, max_size=1)).map(
-            lambda r: [r[0], r[1], *r[2]]
-        ),
+        st.tuples(
+            CELL, st.one_of(st.sampled_from(["0", "1"]), CELL), st.lists(CELL, max_size=1)
+        ).map(lambda r: [r[0], r[1], *r[2]]),
         max_size=6,
     ),
     fmt=st.sampled_from(["csv", "tsv"]),
@@ -135,51 +158,81 @@ def test_rows_of_any_shape_are_read_or_refused(rows, fmt, header, junk, tmp_path
     """Rows of arbitrary cells, joined as a careless writer would (no quoting), plus stray bytes."""
     path = tmp_path_factory.mktemp("rows") / f"train.{fmt}"
     delimiter = "," if fmt == "csv" else "\t"
-    lines = (["sentence" + delimiter + "label"] if header else []) + [delimiter.join(row) for row in rows]
+    lines = (["sentence" + delimiter + "label"] if header else []) + [
+        delimiter.join(row) for row in rows
+    ]
     path.write_bytes("\n".join(lines).encode("utf-8") + junk)
     columns = {"sentence": "sentence", "label": "label"} if header else {"sentence": 0, "label": 1}
-    spec = TaskSpec.from_config({**task_config("sst2"), "format": fmt, "header": header, "columns": columns})
-    examples = works_or_fewtune_error(read_examples, spec, path, SplitFile(str(path), fmt, header, columns))
+    spec = TaskSpec.from_config(
+        {**task_config("sst2"), "format": fmt, "header": header, "columns": columns}
+    )
+    examples = works_or_fewtune_error(
+        read_examples, spec, path, SplitFile(str(path), fmt, header, columns)
+    )
     if examples is not REFUSED:  # nothing read wrongly: every label is the task's
         assert examples and all(ex.label in spec.labels for ex in examples)
 
 
 @FUZZ
-@given(objects=st.lists(st.one_of(VALUES, st.fixed_dictionaries({"sentence": VALUES, "label": VALUES})), max_size=5))
+@given(
+    objects=st.lists(
+        st.one_of(VALUES, st.fixed_dictionaries({"sentence": VALUES, "label": VALUES})), max_size=5
+    )
+)
 def test_json_lines_of_any_shape_are_read_or_refused(objects, tmp_path_factory):
     path = tmp_path_factory.mktemp("jsonl") / "test.jsonl"
     path.write_text("".join(json.dumps(o) + "\n" for o in objects))
     columns = {"sentence": "sentence", "label": "label"}
     spec = TaskSpec.from_config(task_config("sst2"))
-    examples = works_or_fewtune_error(read_examples, spec, path, SplitFile(str(path), "jsonl", False, columns))
+    examples = works_or_fewtune_error(
+        read_examples, spec, path, SplitFile(str(path), "jsonl", False, columns)
+    )
     if examples is not REFUSED:
         assert all(ex.label in spec.labels for ex in examples)
 
 
-TEXT = st.text(alphabet=string.ascii_letters[:5] + ' ,"\'\\é\u00a0🙂', min_size=1, max_size=15).map(
-    lambda t: " ".join(t.split())
-).filter(bool)
+TEXT = (
+    st.text(alphabet=string.ascii_letters[:5] + " ,\"'\\é\u00a0🙂", min_size=1, max_size=15)
+    .map(lambda t: " ".join(t.split()))
+    .filter(bool)
+)
 
 
 @FUZZ
 @given(
     texts=st.lists(TEXT, min_size=2, max_size=6),
-    fmt=st.sampled_from([("csv", True), ("csv", False), ("tsv", True), ("tsv", False), ("jsonl", False)]),
+    fmt=st.sampled_from(
+        [("csv", True), ("csv", False), ("tsv", True), ("tsv", False), ("jsonl", False)]
+    ),
 )
 def test_what_the_sampler_writes_reads_back_the_same(texts, fmt, tmp_path_factory):
     """A dataset's records written as K-shot files in any task format are read back unchanged."""
     name, header = fmt
-    columns = {"sentence": "text", "label": "label"} if header or name == "jsonl" else {"label": 0, "sentence": 1}
-    cfg = {**task_config("sst2"), "format": name, "header": header, "columns": columns, "splits": None}
+    columns = (
+        {"sentence": "text", "label": "label"}
+        if header or name == "jsonl"
+        else {"label": 0, "sentence": 1}
+    )
+    cfg = {
+        **task_config("sst2"),
+        "format": name,
+        "header": header,
+        "columns": columns,
+        "splits": None,
+    }
     spec = TaskSpec.from_config(cfg)
     records = [{"sentence": text, "label": str(i % 2)} for i, text in enumerate(texts)]
-    pool = records_pool(spec, Records(records, records[:1], [f"row {i}" for i in range(len(records))], "fuzz"))
+    pool = records_pool(
+        spec, Records(records, records[:1], [f"row {i}" for i in range(len(records))], "fuzz")
+    )
     folder = tmp_path_factory.mktemp("written")
     (folder / f"train.{name}").write_text(pool.render(pool.rows), encoding="utf-8")
     (folder / f"test.{name}").write_bytes(pool.test)
     for split, expected in (("train", records), ("test", records[:1])):
         read = read_examples(spec, folder / f"{split}.{name}", spec.splits[split])
-        assert [(ex.fields["sentence"], ex.label) for ex in read] == [(r["sentence"], r["label"]) for r in expected]
+        assert [(ex.fields["sentence"], ex.label) for ex in read] == [
+            (r["sentence"], r["label"]) for r in expected
+        ]
 
 
 @FUZZ
@@ -192,6 +245,9 @@ def test_the_classifier_encoder_takes_any_text(first, second, max_length, bert_t
 
 def test_the_helper_tells_a_refusal_from_a_crash():
     assert works_or_fewtune_error(Template, "no slot here") is REFUSED
-    assert works_or_fewtune_error(TaskSpec.from_config, {**task_config("sst2"), "labels": "0,1"}) is REFUSED
+    assert (
+        works_or_fewtune_error(TaskSpec.from_config, {**task_config("sst2"), "labels": "0,1"})
+        is REFUSED
+    )
     with pytest.raises(ZeroDivisionError):
         works_or_fewtune_error(lambda: 1 / 0)

@@ -19,15 +19,18 @@ pytestmark = [
 
 def on_gpu(model_dir, data_dir, method, *extra) -> list[str]:
     # tiny_overrides pins the CPU; these runs pick the GPU through the trainer config instead.
-    return [o for o in tiny_overrides(model_dir, data_dir, method, *extra) if o != "trainer.accelerator=cpu"]
+    return [
+        o
+        for o in tiny_overrides(model_dir, data_dir, method, *extra)
+        if o != "trainer.accelerator=cpu"
+    ]
 
 
 def test_bf16_mixed_training_on_one_gpu(tiny_causal, data_dir, tmp_path):
     import hydra
 
-    from fewtune.train import train
-
     from fewtune.run.build import build
+    from fewtune.train import train
 
     cfg = compose_cfg(on_gpu(tiny_causal, data_dir, "prompt", "trainer=gpu"), tmp_path)
     assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("gpu", "bf16-mixed")
@@ -41,7 +44,13 @@ def test_bf16_mixed_training_on_one_gpu(tiny_causal, data_dir, tmp_path):
     label_logits = module.label_logits
 
     def spy(batch):
-        seen.append((batch["input_ids"].device.type, torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")))
+        seen.append(
+            (
+                batch["input_ids"].device.type,
+                torch.is_autocast_enabled("cuda"),
+                torch.get_autocast_dtype("cuda"),
+            )
+        )
         return label_logits(batch)
 
     module.label_logits = spy
@@ -58,7 +67,9 @@ def test_ddp_on_two_gpus_tests_like_one_gpu(tiny_masked, tmp_path):
 
     data = write_sst2_split(tmp_path / "data", k=4, seed=13, test_size=16)
     test = data / "k-shot" / "SST-2" / "4-13" / "test.tsv"
-    test.write_text("".join(test.read_text().splitlines(keepends=True)[:-1]))  # 15: not a multiple of 2
+    test.write_text(
+        "".join(test.read_text().splitlines(keepends=True)[:-1])
+    )  # 15: not a multiple of 2
     run = tmp_path / "run"
     args = [
         *on_gpu(tiny_masked, data, "finetune"),
@@ -70,10 +81,16 @@ def test_ddp_on_two_gpus_tests_like_one_gpu(tiny_masked, tmp_path):
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "fewtune.train", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        [sys.executable, "-m", "fewtune.train", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "distributed_backend=nccl" in result.stdout and "Starting with 2 processes" in result.stdout
+    assert (
+        "distributed_backend=nccl" in result.stdout and "Starting with 2 processes" in result.stdout
+    )
     assert run_config(run).trainer.precision == "bf16-mixed"  # trainer=ddp on GPUs
     metrics = json.loads((run / "metrics.json").read_text())
     one_gpu = evaluate(run, ["trainer.devices=1", "trainer.strategy=auto"])

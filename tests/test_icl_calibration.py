@@ -5,15 +5,19 @@ import pytest
 import torch
 
 from conftest import compose_cfg, tiny_overrides
-from fewtune.scoring.calibration import calibrate, calibrate_module
 from fewtune.errors import FewtuneError
-from fewtune.train import train
 from fewtune.run.build import build
+from fewtune.scoring.calibration import calibrate, calibrate_module
+from fewtune.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 WORDS = {"0": "terrible", "1": "great"}
-ICL = ("method.calibrate=true", "method.demonstrations.total=2", "method.demonstrations.eval_sets=2")
+ICL = (
+    "method.calibrate=true",
+    "method.demonstrations.total=2",
+    "method.demonstrations.eval_sets=2",
+)
 
 
 def test_calibrate_takes_one_p_cf_per_row():
@@ -31,7 +35,9 @@ def slot_probs(model, tokenizer, ids: list[int], slot: int) -> torch.Tensor:
     return model(input_ids=torch.tensor([ids])).logits[0, slot, words].softmax(-1)
 
 
-def test_calibrated_icl_scores_are_the_formula_with_p_cf_of_the_same_demonstrations(data_dir, tiny_causal, tmp_path):
+def test_calibrated_icl_scores_are_the_formula_with_p_cf_of_the_same_demonstrations(
+    data_dir, tiny_causal, tmp_path
+):
     cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "icl", *ICL), tmp_path)
     dm, module = build(cfg)
     recorded = calibrate_module(cfg, module, dm)
@@ -47,22 +53,36 @@ def test_calibrated_icl_scores_are_the_formula_with_p_cf_of_the_same_demonstrati
         for row in group:
             p = slot_probs(model, tokenizer, row.input_ids, row.slot)
             # The content-free query written out: the same demonstrations, "N/A" or "" as the sentence.
-            demos = "".join(f"{train_set[j].fields['sentence']} It was {WORDS[train_set[j].label]}\n" for j in row.demos)
-            free = [tokenizer.encode(demos + text + " It was", add_special_tokens=False) for text in ("N/A", "")]
-            p_cf = torch.stack([slot_probs(model, tokenizer, ids, len(ids) - 1) for ids in free]).mean(0)
+            demos = "".join(
+                f"{train_set[j].fields['sentence']} It was {WORDS[train_set[j].label]}\n"
+                for j in row.demos
+            )
+            free = [
+                tokenizer.encode(demos + text + " It was", add_special_tokens=False)
+                for text in ("N/A", "")
+            ]
+            p_cf = torch.stack(
+                [slot_probs(model, tokenizer, ids, len(ids) - 1) for ids in free]
+            ).mean(0)
             p_cfs.append(p_cf / p_cf.sum())
             q = p / p_cfs[-1]
             calibrated.append(q / q.sum())
         expected.append(torch.stack(calibrated).mean(0))  # averaged over the sets after calibration
     torch.testing.assert_close(scored, torch.stack(expected), atol=1e-5, rtol=1e-4)
-    assert not torch.allclose(torch.stack(p_cfs), torch.full((len(p_cfs), 2), 0.5), atol=1e-3)  # the tiny model is biased
+    assert not torch.allclose(
+        torch.stack(p_cfs), torch.full((len(p_cfs), 2), 0.5), atol=1e-3
+    )  # the tiny model is biased
     # Each query draws its own sets: one p_cf per distinct set of dev and test.
-    distinct = {row.demos for split in ("dev", "test") for group in dm.encoded[split] for row in group}
+    distinct = {
+        row.demos for split in ("dev", "test") for group in dm.encoded[split] for row in group
+    }
     assert recorded["calibration_sets"] == len(distinct) > 2
     assert sum(recorded["calibration_p_cf"]) == pytest.approx(1.0)
 
 
-def test_the_content_free_input_shows_the_querys_demonstration_tokens(data_dir, tiny_masked, tmp_path):
+def test_the_content_free_input_shows_the_querys_demonstration_tokens(
+    data_dir, tiny_masked, tmp_path
+):
     from fewtune.scoring.calibration import content_free_rows
 
     dm, _ = build(compose_cfg(tiny_overrides(tiny_masked, data_dir, "icl", *ICL), tmp_path))
@@ -73,39 +93,70 @@ def test_the_content_free_input_shows_the_querys_demonstration_tokens(data_dir, 
     tokenizer = dm.encoder.prompt.tokenizer
     query_start = len(row.input_ids) - row.input_ids[::-1].index(tokenizer.sep_token_id, 1)
     assert free.input_ids[:query_start] == row.input_ids[:query_start] and free.demos == row.demos
-    assert tokenizer.convert_ids_to_tokens(free.input_ids[query_start:]) == ["n", "/", "a", "it", "was", "[MASK]", ".", "[SEP]"]
+    assert tokenizer.convert_ids_to_tokens(free.input_ids[query_start:]) == [
+        "n",
+        "/",
+        "a",
+        "it",
+        "was",
+        "[MASK]",
+        ".",
+        "[SEP]",
+    ]
 
 
-def test_fixed_sets_are_shared_by_every_query_and_calibrated_once_each(data_dir, tiny_causal, tmp_path):
-    cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "icl", *ICL, "+method.demonstrations.fixed=true"), tmp_path)
+def test_fixed_sets_are_shared_by_every_query_and_calibrated_once_each(
+    data_dir, tiny_causal, tmp_path
+):
+    cfg = compose_cfg(
+        tiny_overrides(tiny_causal, data_dir, "icl", *ICL, "+method.demonstrations.fixed=true"),
+        tmp_path,
+    )
     dm, module = build(cfg)
     recorded = calibrate_module(cfg, module, dm)
-    shown = {tuple(row.demos for row in group) for split in ("dev", "test") for group in dm.encoded[split]}
-    assert len(shown) == 1 and len(next(iter(shown))) == 2  # the same 2 sets, in the same order, for all
+    shown = {
+        tuple(row.demos for row in group)
+        for split in ("dev", "test")
+        for group in dm.encoded[split]
+    }
+    assert (
+        len(shown) == 1 and len(next(iter(shown))) == 2
+    )  # the same 2 sets, in the same order, for all
     assert recorded["calibration_sets"] == 2 and set(dm.collate.p_cf) == set(next(iter(shown)))
 
 
 @pytest.mark.parametrize("family", ["tiny_causal", "tiny_masked"])
 def test_icl_with_calibrate_runs_end_to_end(family, data_dir, tmp_path, request):
-    overrides = tiny_overrides(request.getfixturevalue(family), data_dir, "icl", "method.calibrate=true")
+    overrides = tiny_overrides(
+        request.getfixturevalue(family), data_dir, "icl", "method.calibrate=true"
+    )
     results = train(compose_cfg(overrides, tmp_path))
     assert results["method"] == "icl" and results["steps"] == 0 and 0 <= results["test"]["acc"] <= 1
-    assert len(results["calibration_p_cf"]) == 2 and sum(results["calibration_p_cf"]) == pytest.approx(1.0)
+    assert len(results["calibration_p_cf"]) == 2 and sum(
+        results["calibration_p_cf"]
+    ) == pytest.approx(1.0)
     assert results["calibration_sets"] > 1 and len(results["calibration_p_cf_std"]) == 2
     import json
 
-    assert json.loads((tmp_path / "metrics.json").read_text())["calibration_p_cf"] == results["calibration_p_cf"]
+    assert (
+        json.loads((tmp_path / "metrics.json").read_text())["calibration_p_cf"]
+        == results["calibration_p_cf"]
+    )
 
 
 @pytest.mark.parametrize("method", ["prompt-demo", "prompt"])
 def test_calibrate_is_refused_for_trained_methods(method, data_dir, tiny_causal, tmp_path):
     overrides = tiny_overrides(tiny_causal, data_dir, method, "+method.calibrate=true")
-    with pytest.raises(FewtuneError, match=rf"method '{method}': calibrate=true needs an untrained prompt") as err:
+    with pytest.raises(
+        FewtuneError, match=rf"method '{method}': calibrate=true needs an untrained prompt"
+    ) as err:
         train(compose_cfg(overrides, tmp_path))
     assert "\n" not in str(err.value)
 
 
 def test_fixed_sets_with_similar_sampling_is_one_line(data_dir, tiny_causal, tmp_path):
     extra = ("+method.demonstrations.fixed=true", "method.demonstrations.sampling=similar")
-    with pytest.raises(FewtuneError, match="fixed=true shows every query the same sets, but sampling=similar"):
+    with pytest.raises(
+        FewtuneError, match="fixed=true shows every query the same sets, but sampling=similar"
+    ):
         build(compose_cfg(tiny_overrides(tiny_causal, data_dir, "icl", *extra), tmp_path))

@@ -35,10 +35,14 @@ def test_local_launcher_runs_two_jobs_at_once_in_their_own_folders(tmp_path, tin
     ]
     # The default sweep folder (date and time with microseconds), under a log dir of the test's own.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "FEWTUNE_LOG_DIR": str(tmp_path / "outputs")}
-    result = subprocess.run([sys.executable, "-m", "fewtune.train", *args], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "fewtune.train", *args], capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2," in result.stdout + result.stderr
-    (sweep,) = (tmp_path / "outputs" / "multiruns").iterdir()  # both jobs resolved the same sweep folder
+    (sweep,) = (
+        tmp_path / "outputs" / "multiruns"
+    ).iterdir()  # both jobs resolved the same sweep folder
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0_sst2-prompt-seed13", "1_sst2-finetune-seed13"]
     assert all((job / "metrics.json").is_file() for job in jobs)
@@ -60,20 +64,32 @@ def _launcher(overrides):
     before = HydraConfig.instance().cfg
     HydraConfig.instance().set_config(cfg)  # ${hydra:...} in the sweep folder resolves through it
     try:
-        return Plugins.instance()._instantiate(cfg.hydra.launcher)  # as Hydra builds the launcher of -m
+        return Plugins.instance()._instantiate(
+            cfg.hydra.launcher
+        )  # as Hydra builds the launcher of -m
     finally:
         HydraConfig.instance().cfg = before  # later tests see no Hydra run
 
 
 def test_slurm_launcher_extends_submitit_and_follows_the_trainer():
     launcher = _launcher(
-        ["hydra/launcher=slurm", "trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4",
-         "hydra.launcher.partition=gpu"]
+        [
+            "hydra/launcher=slurm",
+            "trainer=ddp",
+            "trainer.accelerator=gpu",
+            "trainer.devices=4",
+            "hydra.launcher.partition=gpu",
+        ]
     )
     assert type(launcher).__name__ == "SlurmLauncher"
     params = launcher.params
     assert (params["partition"], params["tasks_per_node"], params["gpus_per_node"]) == ("gpu", 4, 4)
-    assert (params["timeout_min"], params["cpus_per_task"], params["mem_gb"], params["array_parallelism"]) == (60, 4, 32, 64)
+    assert (
+        params["timeout_min"],
+        params["cpus_per_task"],
+        params["mem_gb"],
+        params["array_parallelism"],
+    ) == (60, 4, 32, 64)
     assert params["qos"] is None  # the plugin's own settings are still there
     cpu = _launcher(["hydra/launcher=slurm"]).params
     assert (cpu["tasks_per_node"], cpu["gpus_per_node"]) == (1, None)

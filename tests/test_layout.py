@@ -30,7 +30,9 @@ def imported(name: str, path: Path) -> list[tuple[str, list[str]]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found += [(alias.name, []) for alias in node.names if alias.name.split(".")[0] == "fewtune"]
+            found += [
+                (alias.name, []) for alias in node.names if alias.name.split(".")[0] == "fewtune"
+            ]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: from the module's package
@@ -40,7 +42,9 @@ def imported(name: str, path: Path) -> list[tuple[str, list[str]]]:
             if base.split(".")[0] != "fewtune":
                 continue
             names = [alias.name for alias in node.names]
-            submodules = [n for n in names if f"{base}.{n}" in MODULES]  # from fewtune.run import build
+            submodules = [
+                n for n in names if f"{base}.{n}" in MODULES
+            ]  # from fewtune.run import build
             found += [(f"{base}.{n}", []) for n in submodules]
             rest = [n for n in names if n not in submodules]
             if rest or not submodules:
@@ -108,12 +112,20 @@ def test_no_module_imports_another_modules_private_names():
     leaks = []
     for name, path in MODULES.items():
         for source, names in imported(name, path):
-            leaks += [f"{name}: from {source} import {n}" for n in names if n.startswith("_") and source != name]
+            leaks += [
+                f"{name}: from {source} import {n}"
+                for n in names
+                if n.startswith("_") and source != name
+            ]
         # and module._private through an imported module
         aliases = {}
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fewtune"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("fewtune")
+            ):
                 for alias in node.names:
                     if f"{node.module}.{alias.name}" in MODULES:
                         aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -155,13 +167,19 @@ print("\\n".join(failed))
 sys.exit(1 if failed else 0)
 """
     names = sorted(MODULES)
-    done = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
 
 
 def test_the_train_command_and_its_logging_setup_import_no_lightning():
     """Lightning imported before Hydra configures logging adds a console handler of its own, and
     its info lines would reach the console (tests/test_first_run.py shows the effect)."""
-    check = "import sys, fewtune.train, fewtune.run.console; print('pytorch_lightning' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    check = (
+        "import sys, fewtune.train, fewtune.run.console; print('pytorch_lightning' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=300
+    )
     assert done.stdout.strip() == "False", done.stderr[-2000:]

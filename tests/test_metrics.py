@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from fewtune.errors import FewtuneError
-
 from fewtune.run.metrics import build_metrics, to_floats
 
 

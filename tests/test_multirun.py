@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from conftest import write_sst2_split
-from fewtune.table import make_table
 from fewtune.report.runs import collect_runs
+from fewtune.table import make_table
 
 
 def sweep_command(model, data, sweep) -> list[str]:
@@ -36,7 +36,9 @@ def sweep_command(model, data, sweep) -> list[str]:
 
 def run_sweep(model, data, sweep) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(sweep_command(model, data, sweep), capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        sweep_command(model, data, sweep), capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -92,7 +94,10 @@ def test_the_same_command_again_runs_only_unfinished_jobs(multirun_dir, tiny_mas
 def test_multirun_writes_one_folder_per_job(multirun_dir):
     runs = collect_runs([multirun_dir])
     assert sorted((r.method, r.seed) for r in runs) == [
-        ("finetune", 13), ("finetune", 21), ("prompt", 13), ("prompt", 21)
+        ("finetune", 13),
+        ("finetune", 21),
+        ("prompt", 13),
+        ("prompt", 21),
     ]
     assert all(r.status == "completed" for r in runs)
     assert len({r.path for r in runs}) == 4
@@ -102,10 +107,14 @@ def test_table_has_mean_and_std_over_seeds(multirun_dir, tmp_path):
     out = make_table([multirun_dir], tmp_path)
     lines = (tmp_path / "table.md").read_text().splitlines()
     assert lines[0] == "| Method | Model | K | SST-2 |"
-    rows = {line.split(" | ")[0].strip("| "): line for line in lines[2:] if line.startswith("|")}  # not the notes
+    rows = {
+        line.split(" | ")[0].strip("| "): line for line in lines[2:] if line.startswith("|")
+    }  # not the notes
     assert set(rows) == {"Fine-tuning", "Prompt-based FT"}
     # each cell is the mean (std) of the two seeds' test accuracy, in percent
-    accs = [json.loads(p.read_text())["test"]["acc"] for p in multirun_dir.glob("*prompt*/metrics.json")]
+    accs = [
+        json.loads(p.read_text())["test"]["acc"] for p in multirun_dir.glob("*prompt*/metrics.json")
+    ]
     mean = 100 * sum(accs) / 2
     std = 100 * abs(accs[0] - accs[1]) / 2
     assert rows["Prompt-based FT"].endswith(f"| {mean:.1f} ({std:.1f}) |")
@@ -135,10 +144,15 @@ def test_table_reports_failed_incomplete_and_missing_jobs(multirun_dir, tiny_mas
 
 def test_table_cli_error_for_a_missing_folder(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "fewtune.table", str(tmp_path / "none")], capture_output=True, text=True
+        [sys.executable, "-m", "fewtune.table", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: {tmp_path / 'none'} is not a folder; give a multirun folder (outputs/multiruns/<date>)"
+    assert (
+        result.stderr.strip()
+        == f"error: {tmp_path / 'none'} is not a folder; give a multirun folder (outputs/multiruns/<date>)"
+    )
 
 
 def test_peft_runs_are_rows_of_their_own(tmp_path):

@@ -1,16 +1,18 @@
 """The real offline backbones (slow): smollm2-135m converts once and scores SST-2's dev set
 better than chance after a few prompt-based steps; minilm-l6 trains a classifier head."""
 
-
 import pytest
 import torch
 
 from conftest import SHARED_DATA, compose_cfg
-from fewtune.run.hardware import bf16_native, fast_precision
 from fewtune.models import packaged
+from fewtune.run.hardware import bf16_native, fast_precision
 from fewtune.train import train
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data"),
+]
 
 
 def real_overrides(model: str, method: str, *extra: str) -> list[str]:
@@ -55,14 +57,20 @@ def test_smollm2_prompt_fine_tuning_on_sst2(cache_dir, tmp_path):
 
 def test_minilm_finetune_on_sst2(tmp_path):
     overrides = real_overrides(
-        "minilm-l6", "finetune", "trainer.max_steps=8", "trainer.val_check_interval=8", "optimizer.lr=1e-4"
+        "minilm-l6",
+        "finetune",
+        "trainer.max_steps=8",
+        "trainer.val_check_interval=8",
+        "optimizer.lr=1e-4",
     )
     results = train(compose_cfg(overrides, tmp_path))
     assert 22_000_000 < results["total_params"] < 24_000_000
     assert results["test"]["acc"] > 0.5
 
 
-@pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU only emulates bf16, so experiment=cpu runs float32")
+@pytest.mark.skipif(
+    not bf16_native("cpu"), reason="this CPU only emulates bf16, so experiment=cpu runs float32"
+)
 def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp_path):
     """After 16 prompt-based steps, SST-2 test accuracy on 256 examples under bfloat16 autocast
     stays within 5 points of float32 and 90% of predictions agree (the stated tolerance:
@@ -73,7 +81,9 @@ def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp
 
     from fewtune.run.build import build
 
-    cfg = compose_cfg(real_overrides("smollm2-135m", "prompt", f"paths.cache_dir={cache_dir}"), tmp_path)
+    cfg = compose_cfg(
+        real_overrides("smollm2-135m", "prompt", f"paths.cache_dir={cache_dir}"), tmp_path
+    )
     pl.seed_everything(42)
     datamodule, module = build(cfg)
     datamodule.setup()
@@ -81,7 +91,9 @@ def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp
     module.train()
     for _epoch in range(4):  # 4 batches an epoch: 16 steps
         for batch in datamodule.train_dataloader():
-            torch.nn.functional.cross_entropy(module.label_logits(batch), batch["labels"]).backward()
+            torch.nn.functional.cross_entropy(
+                module.label_logits(batch), batch["labels"]
+            ).backward()
             optimizer.step()
             optimizer.zero_grad()
     module.eval()
@@ -90,7 +102,10 @@ def test_bf16_autocast_keeps_accuracy_within_tolerance_of_float32(cache_dir, tmp
     with torch.no_grad():
         for precision, enabled in (("fp32", False), ("bf16", True)):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
-                chunks = [module.label_logits(datamodule.collate(test[i : i + 64])) for i in range(0, len(test), 64)]
+                chunks = [
+                    module.label_logits(datamodule.collate(test[i : i + 64]))
+                    for i in range(0, len(test), 64)
+                ]
             predictions[precision] = torch.cat(chunks).argmax(-1)
     labels = torch.tensor([item.label for item in test])
     acc = {p: float((pred == labels).float().mean()) for p, pred in predictions.items()}
@@ -108,11 +123,15 @@ def test_real_backbones_train_on_packed_batches(model, method, cache_dir, tmp_pa
     carry no padding (SST-2's K=16 batches are about 60% padding)."""
     from fewtune.run.build import build
 
-    datamodule, module = build(compose_cfg(real_overrides(model, method, f"paths.cache_dir={cache_dir}"), tmp_path))
+    datamodule, module = build(
+        compose_cfg(real_overrides(model, method, f"paths.cache_dir={cache_dir}"), tmp_path)
+    )
     datamodule.setup()
     batch = datamodule.collate(datamodule.encoded["train"][:8])
     module.train()
-    how = module.packing(batch)  # the route is the installed transformers' business; exactness is ours
+    how = module.packing(
+        batch
+    )  # the route is the installed transformers' business; exactness is ours
     assert how is not None, f"{model} {method}: training batches fell back to padding"
     module.eval()
     with torch.no_grad():

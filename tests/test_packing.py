@@ -25,14 +25,18 @@ def loss_and_grads(module, logits):
     module.zero_grad()
     loss = module.loss(logits, torch.arange(len(logits)) % module.num_labels)
     loss.backward()
-    return loss.item(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+    return loss.item(), {
+        n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None
+    }
 
 
 @pytest.mark.parametrize(
     "family,method",
     [("causal", "prompt"), ("causal", "finetune"), ("masked", "prompt"), ("masked", "finetune")],
 )
-def test_packed_batch_gives_the_padded_loss_and_gradients(family, method, data_dir, tmp_path, request):
+def test_packed_batch_gives_the_padded_loss_and_gradients(
+    family, method, data_dir, tmp_path, request
+):
     # Which route packs (restarting positions alone, or a block mask too) is the probe's choice for
     # the installed transformers (an encoder needed the block mask before 5.25, not after); what
     # must hold on every version is that the model packs and computes what padding computes.
@@ -44,8 +48,12 @@ def test_packed_batch_gives_the_padded_loss_and_gradients(family, method, data_d
 
     module.eval()  # no dropout: both ways compute the same function
     head = module.predictions if method == "finetune" else (lambda h: h)
-    padded_loss, padded_grads = loss_and_grads(module, head(label_rows(module, module.padded_rows(batch))))
-    packed_loss, packed_grads = loss_and_grads(module, head(label_rows(module, module.packed_rows(batch, how))))
+    padded_loss, padded_grads = loss_and_grads(
+        module, head(label_rows(module, module.padded_rows(batch)))
+    )
+    packed_loss, packed_grads = loss_and_grads(
+        module, head(label_rows(module, module.packed_rows(batch, how)))
+    )
     assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
     assert packed_grads.keys() == padded_grads.keys()
     for name, grad in padded_grads.items():

@@ -15,9 +15,9 @@ from fewtune.errors import FewtuneError
 from fewtune.pet.ensemble import ensemble_probs, pattern_weights, soft_labels
 from fewtune.pet.ipet import added_size, most_confident
 from fewtune.pet.unlabeled import unlabeled_examples
-from fewtune.table import make_table
-from fewtune.report.summary import summarize
 from fewtune.report.runs import collect_runs
+from fewtune.report.summary import summarize
+from fewtune.table import make_table
 from fewtune.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -66,12 +66,16 @@ def test_soft_labels_are_a_temperature_two_softmax_of_the_mean_logits():
     # mean of (0, 4) and (2, 0) is (1, 2); / 2 -> (0.5, 1): p(label 1) = e / (e^0.5 + e)
     logits = torch.tensor([[[0.0, 4.0]], [[2.0, 0.0]]])
     expected = math.e / (math.exp(0.5) + math.e)
-    torch.testing.assert_close(soft_labels(logits, torch.ones(2), 2.0), torch.tensor([[1 - expected, expected]]))
+    torch.testing.assert_close(
+        soft_labels(logits, torch.ones(2), 2.0), torch.tensor([[1 - expected, expected]])
+    )
     many = torch.randn(3, 5, 4)
     weights = torch.tensor([0.5, 0.25, 1.0])
     direct = ((weights[:, None, None] * many).sum(0) / weights.sum() / 2).softmax(-1)
     torch.testing.assert_close(soft_labels(many, weights, 2.0), direct)
-    torch.testing.assert_close(soft_labels(many, torch.ones(3), 2.0), (many.mean(0) / 2).softmax(-1))
+    torch.testing.assert_close(
+        soft_labels(many, torch.ones(3), 2.0), (many.mean(0) / 2).softmax(-1)
+    )
 
 
 def test_distillation_trains_with_the_soft_label_cross_entropy():
@@ -88,7 +92,9 @@ def test_ipet_adds_the_most_confident_examples_in_the_training_set_label_shares(
     probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55], [0.99, 0.01]])
     assert most_confident(probs, 4, [0.5, 0.5]) == [(4, 0), (0, 0), (2, 1), (3, 1)]
     assert most_confident(probs, 2, [0.5, 0.5]) == [(4, 0), (2, 1)]
-    assert added_size(8, 5, 1) == 32 and added_size(8, 5, 2) == 192  # training set x5 per generation
+    assert (
+        added_size(8, 5, 1) == 32 and added_size(8, 5, 2) == 192
+    )  # training set x5 per generation
 
 
 def test_a_pattern_may_bring_its_own_label_words(data_dir, tiny_masked, tmp_path):
@@ -98,7 +104,10 @@ def test_a_pattern_may_bring_its_own_label_words(data_dir, tiny_masked, tmp_path
     from fewtune.run.build import build
 
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet"), tmp_path)
-    entries = ["{sentence} It was {mask} .", {"template": "Just {mask} ! {sentence}", "verbalizer": {"0": "bad", "1": "good"}}]
+    entries = [
+        "{sentence} It was {mask} .",
+        {"template": "Just {mask} ! {sentence}", "verbalizer": {"0": "bad", "1": "good"}},
+    ]
     with open_dict(cfg):
         cfg.task.pet_templates.masked = entries
     plain, own = task_patterns(cfg, load_task("sst2"), "masked")
@@ -107,15 +116,21 @@ def test_a_pattern_may_bring_its_own_label_words(data_dir, tiny_masked, tmp_path
     assert datamodule.encoder.template.text == "Just {mask} ! {sentence}"
     assert datamodule.encoder.verbalizer.words == ("bad", "good")
     with open_dict(cfg):
-        cfg.task.pet_templates.masked = [{"template": "Just {mask} !{sentence}", "verbalizer": {"0": "bad"}}]
-    with pytest.raises(FewtuneError, match=r"pet_templates entry 0: its verbalizer's labels \['0'\] differ"):
+        cfg.task.pet_templates.masked = [
+            {"template": "Just {mask} !{sentence}", "verbalizer": {"0": "bad"}}
+        ]
+    with pytest.raises(
+        FewtuneError, match=r"pet_templates entry 0: its verbalizer's labels \['0'\] differ"
+    ):
         task_patterns(cfg, load_task("sst2"), "masked")
 
 
 # --- the unlabeled pool --------------------------------------------------------------------------
 
 
-def test_unlabeled_pool_is_the_original_pool_without_the_k_shot_examples(data_dir, tiny_masked, tmp_path):
+def test_unlabeled_pool_is_the_original_pool_without_the_k_shot_examples(
+    data_dir, tiny_masked, tmp_path
+):
     write_original_pool(data_dir)
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet"), tmp_path)
     task = load_task("sst2")
@@ -128,7 +143,11 @@ def test_unlabeled_pool_is_the_original_pool_without_the_k_shot_examples(data_di
     assert source.endswith("original/SST-2/train.tsv")
     drawn, _ = unlabeled_examples(cfg, task, 5, None, kshot)
     again, _ = unlabeled_examples(cfg, task, 5, None, kshot)
-    assert len(drawn) == 5 and drawn == again and {ex.fields["sentence"] for ex in drawn} <= set(NEW_SENTENCES)
+    assert (
+        len(drawn) == 5
+        and drawn == again
+        and {ex.fields["sentence"] for ex in drawn} <= set(NEW_SENTENCES)
+    )
 
     # a file of the user's: one text a line, the K-shot ones left out as well
     file = tmp_path / "mine.txt"
@@ -164,7 +183,11 @@ def test_pet_with_distillation_writes_the_ensemble_patterns_and_distilled_metric
     templates = OmegaConf.to_container(cfg.task.pet_templates.masked)
     assert [p["template"] for p in saved["patterns"]] == templates and len(templates) == 4
     for pattern in saved["patterns"]:
-        assert pattern["weight"] == 1.0 and 0 <= pattern["dev_acc_before"] <= 1 and "acc" in pattern["test"]
+        assert (
+            pattern["weight"] == 1.0
+            and 0 <= pattern["dev_acc_before"] <= 1
+            and "acc" in pattern["test"]
+        )
     assert saved["pet"]["unlabeled"] == len(NEW_SENTENCES) and saved["pet"]["ensemble"] == "mean"
     assert saved["steps"] == 5 * 4  # four patterns and the distilled model, 4 steps each
     assert saved["precision"] == str(cfg.trainer.precision) != "None"
@@ -177,13 +200,20 @@ def test_table_shows_a_distilled_pet_run_as_two_rows(distilled_run):
     runs = collect_runs([run_dir.parent])
     table = summarize(runs)
     rows = {row.title: row.cells["sst2"].mean for row in table.rows}
-    assert rows == {"PET ensemble": results["ensemble"]["acc"], "PET distilled": results["distilled"]["acc"]}
+    assert rows == {
+        "PET ensemble": results["ensemble"]["acc"],
+        "PET distilled": results["distilled"]["acc"],
+    }
     assert [row.method for row in table.rows] == ["pet", "pet-distilled"]
     out = make_table([run_dir.parent], out=run_dir.parent / "table")
-    assert "| PET ensemble |" in out and "| PET distilled |" in out and "1 of 1 runs complete" in out
+    assert (
+        "| PET ensemble |" in out and "| PET distilled |" in out and "1 of 1 runs complete" in out
+    )
 
 
-def test_weighted_ensemble_without_distillation_needs_no_unlabeled_data(data_dir, tiny_causal, tmp_path):
+def test_weighted_ensemble_without_distillation_needs_no_unlabeled_data(
+    data_dir, tiny_causal, tmp_path
+):
     """Causal patterns; no original pool exists here, and none is read."""
     overrides = tiny_overrides(
         tiny_causal, data_dir, "pet", "method.ensemble=weighted", "method.distill=false",
@@ -193,25 +223,40 @@ def test_weighted_ensemble_without_distillation_needs_no_unlabeled_data(data_dir
     results = train(cfg)
     assert "distilled" not in results and results["test"] == results["ensemble"]
     assert results["best_dev"] == results["ensemble_dev"]
-    assert [p["weight"] for p in results["patterns"]] == [p["dev_acc_before"] for p in results["patterns"]]
+    assert [p["weight"] for p in results["patterns"]] == [
+        p["dev_acc_before"] for p in results["patterns"]
+    ]
     save_hydra_config(cfg, tmp_path)
     assert [row.title for row in summarize(collect_runs([tmp_path])).rows] == ["PET ensemble"]
 
 
 def test_a_pattern_model_trains_exactly_as_method_prompt(data_dir, tiny_masked, tmp_path):
-    prompt = train(compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt"), tmp_path / "prompt"))
+    prompt = train(
+        compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt"), tmp_path / "prompt")
+    )
     one = 'task.pet_templates.masked=["{sentence} It was {mask} ."]'  # the task's template
-    pet = train(compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet", one, "method.distill=false"), tmp_path / "pet"))
+    pet = train(
+        compose_cfg(
+            tiny_overrides(tiny_masked, data_dir, "pet", one, "method.distill=false"),
+            tmp_path / "pet",
+        )
+    )
     (pattern,) = pet["patterns"]
     assert pattern["best_dev"] == prompt["best_dev"] and pattern["test"] == prompt["test"]
     assert pet["ensemble"] == prompt["test"]  # an ensemble of one is that model
     # the same weights at the best dev step: the same training, step for step
-    ours = torch.load(tmp_path / "pet" / "pattern-0" / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
-    theirs = torch.load(tmp_path / "prompt" / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    ours = torch.load(
+        tmp_path / "pet" / "pattern-0" / "checkpoints" / "best.ckpt", weights_only=True
+    )["state_dict"]
+    theirs = torch.load(tmp_path / "prompt" / "checkpoints" / "best.ckpt", weights_only=True)[
+        "state_dict"
+    ]
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
-def test_ipet_trains_each_pattern_again_on_examples_the_others_labelled(data_dir, tiny_masked, tmp_path):
+def test_ipet_trains_each_pattern_again_on_examples_the_others_labelled(
+    data_dir, tiny_masked, tmp_path
+):
     write_original_pool(data_dir)
     overrides = tiny_overrides(
         tiny_masked, data_dir, "pet", TWO_PATTERNS, "method.distill=false", "method.ipet.generations=1",
@@ -229,7 +274,9 @@ def test_ipet_trains_each_pattern_again_on_examples_the_others_labelled(data_dir
 
 def test_pet_with_lora_keeps_only_each_models_trained_weights(data_dir, tiny_masked, tmp_path):
     write_original_pool(data_dir)
-    cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet", TWO_PATTERNS, "peft=lora"), tmp_path)
+    cfg = compose_cfg(
+        tiny_overrides(tiny_masked, data_dir, "pet", TWO_PATTERNS, "peft=lora"), tmp_path
+    )
     results = train(cfg)
     for folder in ["pattern-0", "pattern-1", "distilled"]:
         assert (tmp_path / folder / "task_weights.safetensors").is_file()
@@ -245,13 +292,20 @@ def test_pet_with_lora_keeps_only_each_models_trained_weights(data_dir, tiny_mas
 
 def test_a_task_without_pet_templates_is_refused_naming_the_key(data_dir, tiny_masked, tmp_path):
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet", "task=cr"), tmp_path)
-    with pytest.raises(FewtuneError, match=r"no pet_templates: add 'pet_templates: .* to conf/task/cr\.yaml"):
+    with pytest.raises(
+        FewtuneError, match=r"no pet_templates: add 'pet_templates: .* to conf/task/cr\.yaml"
+    ):
         train(cfg)
 
 
-def test_a_missing_unlabeled_pool_fails_before_training_naming_path_and_setting(data_dir, tiny_masked, tmp_path):
+def test_a_missing_unlabeled_pool_fails_before_training_naming_path_and_setting(
+    data_dir, tiny_masked, tmp_path
+):
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet"), tmp_path)
-    expected = re.escape(f"{data_dir / 'original' / 'SST-2'} does not exist") + r".*method\.unlabeled_file=<file>"
+    expected = (
+        re.escape(f"{data_dir / 'original' / 'SST-2'} does not exist")
+        + r".*method\.unlabeled_file=<file>"
+    )
     with pytest.raises(FewtuneError, match=expected) as err:
         train(cfg)
     assert "\n" not in str(err.value)
@@ -267,7 +321,9 @@ def test_a_missing_unlabeled_pool_fails_before_training_naming_path_and_setting(
         ('task.pet_templates.masked=["{sentence} It was ."]', r"must have exactly one answer slot"),
     ],
 )
-def test_bad_settings_are_refused_before_anything_loads(override, message, data_dir, tiny_masked, tmp_path):
+def test_bad_settings_are_refused_before_anything_loads(
+    override, message, data_dir, tiny_masked, tmp_path
+):
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet", override), tmp_path)
     with pytest.raises(FewtuneError, match=message):
         train(cfg)

@@ -9,7 +9,9 @@ from conftest import compose_cfg
 
 @pytest.mark.parametrize("preset", ["experiment=cpu", "sweep=lmbff-cpu"])
 @pytest.mark.parametrize("native,expected", [(True, "bf16-mixed"), (False, "32-true")])
-def test_cpu_presets_use_bf16_only_where_the_cpu_computes_it(monkeypatch, tmp_path, preset, native, expected):
+def test_cpu_presets_use_bf16_only_where_the_cpu_computes_it(
+    monkeypatch, tmp_path, preset, native, expected
+):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for accelerator in ("cpu", "auto"):  # auto: no GPU, so the CPU decides
@@ -21,7 +23,9 @@ def test_cpu_presets_use_bf16_only_where_the_cpu_computes_it(monkeypatch, tmp_pa
 def test_gpu_precision_follows_the_gpu_not_the_cpu(monkeypatch, tmp_path, bf16_gpu, expected):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: not bf16_gpu)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_gpu)  # False: e.g. a V100
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_gpu
+    )  # False: e.g. a V100
     for accelerator in ("gpu", "auto"):
         cfg = compose_cfg(["experiment=cpu", f"trainer.accelerator={accelerator}"], tmp_path)
         assert cfg.trainer.precision == expected
@@ -29,7 +33,9 @@ def test_gpu_precision_follows_the_gpu_not_the_cpu(monkeypatch, tmp_path, bf16_g
 
 def test_an_explicit_precision_wins(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    cfg = compose_cfg(["experiment=cpu", "trainer.accelerator=cpu", "trainer.precision=bf16-mixed"], tmp_path)
+    cfg = compose_cfg(
+        ["experiment=cpu", "trainer.accelerator=cpu", "trainer.precision=bf16-mixed"], tmp_path
+    )
     assert cfg.trainer.precision == "bf16-mixed"
 
 
@@ -39,7 +45,9 @@ def test_a_run_records_the_precision_it_resolved_to(monkeypatch, tiny_causal, da
     from fewtune.train import train
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    overrides = tiny_overrides(tiny_causal, data_dir, "prompt", "experiment=cpu", "trainer.max_steps=2")
+    overrides = tiny_overrides(
+        tiny_causal, data_dir, "prompt", "experiment=cpu", "trainer.max_steps=2"
+    )
     assert train(compose_cfg(overrides, tmp_path))["precision"] == "32-true"
 
 

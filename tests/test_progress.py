@@ -7,9 +7,7 @@ from omegaconf import OmegaConf
 
 from conftest import compose_cfg, tiny_overrides
 from fewtune.errors import FewtuneError
-from fewtune.run.progress import JobProgress
-from fewtune.run.progress import track
-from fewtune.run.progress import LogProgress, progress_callbacks
+from fewtune.run.progress import JobProgress, LogProgress, progress_callbacks, track
 
 
 def _cfg(progress: str, enabled: bool = True):
@@ -39,7 +37,9 @@ def test_track_is_silent_off_a_terminal():
 def test_a_run_off_a_terminal_logs_each_dev_evaluation(tiny_causal, data_dir, tmp_path, caplog):
     from fewtune.train import train
 
-    overrides = tiny_overrides(tiny_causal, data_dir, "prompt", "trainer.enable_progress_bar=true", "progress=log")
+    overrides = tiny_overrides(
+        tiny_causal, data_dir, "prompt", "trainer.enable_progress_bar=true", "progress=log"
+    )
     with caplog.at_level(logging.INFO, logger="fewtune"):
         train(compose_cfg(overrides, tmp_path / "run"))
     lines = [r.getMessage() for r in caplog.records if r.name == "fewtune"]
@@ -57,9 +57,15 @@ def test_off_a_terminal_every_phase_says_where_it_is_its_rate_and_the_time_left(
 
     extra = ("trainer.enable_progress_bar=true", "progress=log", "progress_every_s=0")
     with caplog.at_level(logging.INFO, logger="fewtune"):
-        train(compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", *extra), tmp_path / "run"))
+        train(
+            compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", *extra), tmp_path / "run")
+        )
     lines = [r.getMessage() for r in caplog.records if r.name == "fewtune"]
-    for phase, unit, total in (("training", "step", 4), ("dev", "batch", 1), ("testing", "batch", 1)):
+    for phase, unit, total in (
+        ("training", "step", 4),
+        ("dev", "batch", 1),
+        ("testing", "batch", 1),
+    ):
         beats = [line for line in lines if line.startswith(f"{phase}: {unit} ")]
         assert beats, f"no {phase} heartbeat in {lines}"
         assert f"{unit} {total}/{total}," in beats[-1] and f"s/{unit}" in beats[-1]
@@ -70,14 +76,24 @@ def test_multirun_job_line_counts_the_sweep(caplog):
     from hydra.types import RunMode
 
     callback = JobProgress()
-    sweep = {"hydra": {"sweeper": {"params": {"k": "4,8"}},
-                       "overrides": {"task": ["method=prompt,zeroshot", "seed=13,21", "model=hf"]}}}
+    sweep = {
+        "hydra": {
+            "sweeper": {"params": {"k": "4,8"}},
+            "overrides": {"task": ["method=prompt,zeroshot", "seed=13,21", "model=hf"]},
+        }
+    }
     callback.on_multirun_start(OmegaConf.create(sweep))
     assert callback.total == 8 and callback.varying == ["k"]
     job = {
-        "hydra": {"mode": RunMode.MULTIRUN, "job": {"num": 2},
-                  "overrides": {"task": ["k=8", "method=prompt", "seed=21", "model=hf"]}},
-        "task": {"name": "sst2"}, "method": {"name": "prompt"}, "peft": {"name": "lora"}, "seed": 21,
+        "hydra": {
+            "mode": RunMode.MULTIRUN,
+            "job": {"num": 2},
+            "overrides": {"task": ["k=8", "method=prompt", "seed=21", "model=hf"]},
+        },
+        "task": {"name": "sst2"},
+        "method": {"name": "prompt"},
+        "peft": {"name": "lora"},
+        "seed": 21,
     }
     with caplog.at_level(logging.INFO, logger="fewtune"):
         callback.on_job_start(OmegaConf.create(job), task_function=None)

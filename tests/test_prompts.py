@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from fewtune.data.encoding import PromptEncoder
-
 from fewtune.data.prompts import Template
-from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.errors import FewtuneError
 
 SST2 = Verbalizer({"0": "terrible", "1": "great"}, ["0", "1"])
@@ -82,7 +81,9 @@ def test_truncation_cuts_the_sentence_never_the_template(bert_tokenizer):
 
 def test_pair_truncation_is_longest_first(bert_tokenizer):
     verbalizer = Verbalizer({"0": "yes", "1": "no"}, ["0", "1"])
-    enc = PromptEncoder(bert_tokenizer, Template("{s1} ? {mask} , {s2}"), verbalizer, 14, causal=False)
+    enc = PromptEncoder(
+        bert_tokenizer, Template("{s1} ? {mask} , {s2}"), verbalizer, 14, causal=False
+    )
     out = enc.encode(Example({"s1": "a " * 20, "s2": "b b"}, "0"), label=0)
     tokens = bert_tokenizer.convert_ids_to_tokens(out.input_ids)
     # 14 = [CLS] + s1 + ? + [MASK] + , + s2 + [SEP]: s1 keeps 7 tokens, the short s2 stays whole.
@@ -100,7 +101,10 @@ def test_label_word_that_is_not_one_token(bpe_tokenizer):
     # position per word (early exit, demonstrations) refuse them with what the word splits into.
     bad = Verbalizer({"0": "terrible", "1": "supercalifragilistic"}, ["0", "1"])
     enc = encoder(bpe_tokenizer, "{sentence} It was {mask}", causal=True, verbalizer=bad)
-    with pytest.raises(FewtuneError, match=r"label word 'supercalifragilistic' is not a single token.*splits into \[.*early exit needs"):
+    with pytest.raises(
+        FewtuneError,
+        match=r"label word 'supercalifragilistic' is not a single token.*splits into \[.*early exit needs",
+    ):
         enc.require_single_tokens("early exit")
 
 
@@ -112,16 +116,33 @@ def test_pair_template_edits_join_two_sentences_as_lm_bff_does(bert_tokenizer):
     pair = {"sentence1": "A man is running.", "sentence2": "The man moves."}
     assert template.render(pair) == "A man is running ? [MASK] , the man moves."
     nli = Verbalizer({"e": "yes", "n": "no"}, ["e", "n"])
-    out = encoder(bert_tokenizer, template.text, causal=False, verbalizer=nli).encode(Example(pair, "e"), 0)
+    out = encoder(bert_tokenizer, template.text, causal=False, verbalizer=nli).encode(
+        Example(pair, "e"), 0
+    )
     assert bert_tokenizer.convert_ids_to_tokens(out.input_ids) == [
-        "[CLS]", "a", "man", "is", "running", "?", "[MASK]", ",", "the", "man", "moves", ".", "[SEP]",
+        "[CLS]",
+        "a",
+        "man",
+        "is",
+        "running",
+        "?",
+        "[MASK]",
+        ",",
+        "the",
+        "man",
+        "moves",
+        ".",
+        "[SEP]",
     ]
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("{sentence|upper} It was {mask} .", r"unknown edit\(s\) \['upper'\] in \{sentence\|upper\}; the edits are \['drop_last', 'lower_first'\]"),
+        (
+            "{sentence|upper} It was {mask} .",
+            r"unknown edit\(s\) \['upper'\] in \{sentence\|upper\}; the edits are \['drop_last', 'lower_first'\]",
+        ),
         ("{sentence} It was {mask|drop_last} .", "the answer slot takes no edits"),
     ],
 )
@@ -136,9 +157,8 @@ def test_word_logits_equal_the_full_lm_head_at_those_words(fixture, request):
     # BERT's runs its transform and decoder whole. Both must give the full head's logits.
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-    from fewtune.models.prompt_head import word_logits
-
     from fewtune.models.backbones import split_lm
+    from fewtune.models.prompt_head import word_logits
 
     cls = AutoModelForCausalLM if fixture == "tiny_causal" else AutoModelForMaskedLM
     model = cls.from_pretrained(request.getfixturevalue(fixture)).eval()
@@ -148,4 +168,6 @@ def test_word_logits_equal_the_full_lm_head_at_those_words(fixture, request):
         full = hidden
         for module in split_lm(model)[1]:
             full = module(full)
-        torch.testing.assert_close(word_logits(model, hidden, ids), full[:, ids], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            word_logits(model, hidden, ids), full[:, ids], rtol=1e-5, atol=1e-5
+        )

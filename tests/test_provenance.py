@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import compose_cfg, tiny_overrides
-from fewtune.jobs import provenance
 from fewtune.config import PROJECT_ROOT
+from fewtune.jobs import provenance
 
 
 def test_versions_name_every_package():
@@ -56,14 +56,18 @@ def test_data_checksums_are_those_of_the_files_read(data_dir, tiny_masked, tmp_p
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt", "test_split=dev"), tmp_path)
     files = provenance.data_files(cfg)
     assert [f["file"] for f in files.values()] == [
-        "k-shot/SST-2/4-13/train.tsv", "k-shot/SST-2/4-13/dev.tsv", "k-shot/SST-2/4-13/dev.tsv"
+        "k-shot/SST-2/4-13/train.tsv",
+        "k-shot/SST-2/4-13/dev.tsv",
+        "k-shot/SST-2/4-13/dev.tsv",
     ]
     for entry in files.values():
         assert entry["md5"] == hashlib.md5((data_dir / entry["file"]).read_bytes()).hexdigest()
     assert provenance.collect(files, {"commit": None, "dirty": None})["data"] == files
 
 
-def test_every_job_records_the_code_its_process_started_with(data_dir, tiny_masked, tmp_path, monkeypatch):
+def test_every_job_records_the_code_its_process_started_with(
+    data_dir, tiny_masked, tmp_path, monkeypatch
+):
     from fewtune.jobs.resume import Job
 
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt"), tmp_path)
@@ -72,7 +76,9 @@ def test_every_job_records_the_code_its_process_started_with(data_dir, tiny_mask
     monkeypatch.setattr(provenance, "git_state", lambda: start)
     try:
         first = Job(cfg)
-        monkeypatch.setattr(provenance, "git_state", lambda: later)  # the checkout moves on mid-multirun
+        monkeypatch.setattr(
+            provenance, "git_state", lambda: later
+        )  # the checkout moves on mid-multirun
         assert first.record()["provenance"]["git"] == start
         assert Job(cfg).record()["provenance"]["git"] == start
     finally:

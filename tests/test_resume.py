@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from conftest import compose_cfg, tiny_overrides
 from fewtune.jobs import provenance
-from fewtune.models.base import FewShotModule
 from fewtune.jobs.resume import config_hash
+from fewtune.models.base import FewShotModule
 from fewtune.table import make_table
 from fewtune.train import train
 
@@ -37,7 +37,9 @@ def record_steps(monkeypatch, crash_at: int | None = None) -> list[int]:
 
 
 @pytest.mark.parametrize(("method", "peft"), [("prompt", "none"), ("finetune", "lora")])
-def test_a_killed_job_resumes_from_its_last_dev_evaluation(method, peft, data_dir, tiny_masked, tmp_path, monkeypatch):
+def test_a_killed_job_resumes_from_its_last_dev_evaluation(
+    method, peft, data_dir, tiny_masked, tmp_path, monkeypatch
+):
     run = tmp_path / "run"
     overrides = tiny_overrides(tiny_masked, data_dir, method, f"peft={peft}", "trainer.max_steps=8")
     with monkeypatch.context() as patch:
@@ -46,7 +48,10 @@ def test_a_killed_job_resumes_from_its_last_dev_evaluation(method, peft, data_di
             train(compose_cfg(overrides, run))
     last = run / "checkpoints" / "last.ckpt"
     assert not (run / "metrics.json").exists()
-    assert sorted(p.name for p in last.parent.iterdir()) == ["best.ckpt", "last.ckpt"]  # no temporary files left
+    assert sorted(p.name for p in last.parent.iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+    ]  # no temporary files left
     saved = torch.load(last, map_location="cpu", weights_only=False)
     assert saved["global_step"] == 4  # dev evaluations at steps 2 and 4
     assert saved["optimizer_states"] and saved["lr_schedulers"]
@@ -74,16 +79,22 @@ def test_a_killed_job_resumes_from_its_last_dev_evaluation(method, peft, data_di
     assert kept.is_file()
 
 
-def test_resume_checkpoint_false_writes_no_last_checkpoint(data_dir, tiny_masked, tmp_path, monkeypatch):
+def test_resume_checkpoint_false_writes_no_last_checkpoint(
+    data_dir, tiny_masked, tmp_path, monkeypatch
+):
     run = tmp_path / "run"
-    overrides = tiny_overrides(tiny_masked, data_dir, "prompt", "trainer.max_steps=8", "resume_checkpoint=false")
+    overrides = tiny_overrides(
+        tiny_masked, data_dir, "prompt", "trainer.max_steps=8", "resume_checkpoint=false"
+    )
     record_steps(monkeypatch, crash_at=5)
     with pytest.raises(Crash):
         train(compose_cfg(overrides, run))
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt"]
 
 
-def test_a_complete_job_is_skipped_and_a_changed_one_is_not(data_dir, tiny_masked, tmp_path, monkeypatch, caplog):
+def test_a_complete_job_is_skipped_and_a_changed_one_is_not(
+    data_dir, tiny_masked, tmp_path, monkeypatch, caplog
+):
     run = tmp_path / "run"
     overrides = tiny_overrides(tiny_masked, data_dir, "prompt")
     first = train(compose_cfg(overrides, run))
@@ -98,7 +109,9 @@ def test_a_complete_job_is_skipped_and_a_changed_one_is_not(data_dir, tiny_maske
     stamp = (run / "metrics.json").stat().st_mtime_ns
     with caplog.at_level(logging.INFO, logger="fewtune"):
         # logging and progress settings do not change results: still the same job
-        again = train(compose_cfg(overrides + ["logger=csv", "trainer.enable_progress_bar=true"], run))
+        again = train(
+            compose_cfg(overrides + ["logger=csv", "trainer.enable_progress_bar=true"], run)
+        )
     assert again == first
     assert f"skipping {run}: complete" in caplog.text
     assert (run / "metrics.json").stat().st_mtime_ns == stamp
@@ -137,12 +150,23 @@ def test_the_table_reports_resumable_jobs_and_lists_its_runs(tmp_path):
     def job(name, seed, acc=None, dev=None, error=None, last=False):
         run = tmp_path / "sweep" / name
         (run / ".hydra").mkdir(parents=True)
-        cfg = {"task": {"name": "sst2", "title": "SST-2", "metric": "acc"}, "method": {"name": "prompt"},
-               "peft": {"name": "none"}, "model": {"name": "m"}, "k": 16, "seed": seed}
+        cfg = {
+            "task": {"name": "sst2", "title": "SST-2", "metric": "acc"},
+            "method": {"name": "prompt"},
+            "peft": {"name": "none"},
+            "model": {"name": "m"},
+            "k": 16,
+            "seed": seed,
+        }
         OmegaConf.save(OmegaConf.create(cfg), run / ".hydra" / "config.yaml")
         if acc is not None:
             git = {"commit": "abc123", "dirty": False}
-            metrics = {"test": {"acc": acc}, "best_dev": dev, "config_hash": f"h{name}", "provenance": {"git": git}}
+            metrics = {
+                "test": {"acc": acc},
+                "best_dev": dev,
+                "config_hash": f"h{name}",
+                "provenance": {"git": git},
+            }
             (run / "metrics.json").write_text(json.dumps(metrics))
         if error:
             (run / "failed.json").write_text(json.dumps({"error": error}))
@@ -155,10 +179,16 @@ def test_the_table_reports_resumable_jobs_and_lists_its_runs(tmp_path):
     worse = job("1", 13, acc=0.7, dev=0.6)
     killed = job("2", 21, error="KeyboardInterrupt: ", last=True)
     out = make_table([tmp_path / "sweep"], tmp_path / "out")
-    assert f"incomplete (resumable from checkpoints/last.ckpt; last error: KeyboardInterrupt: ): {killed}" in out
+    assert (
+        f"incomplete (resumable from checkpoints/last.ckpt; last error: KeyboardInterrupt: ): {killed}"
+        in out
+    )
     assert "failed:" not in out
     lines = (tmp_path / "out" / "runs.csv").read_text().splitlines()
-    assert lines[0] == "task,method,model,k,seed,status,in_table,test,best_dev,config_hash,commit,dirty,run"
+    assert (
+        lines[0]
+        == "task,method,model,k,seed,status,in_table,test,best_dev,config_hash,commit,dirty,run"
+    )
     assert lines[1:] == [
         f"sst2,prompt,m,16,13,completed,yes,0.9,0.8,h0,abc123,False,{good}",
         f"sst2,prompt,m,16,13,completed,no,0.7,0.6,h1,abc123,False,{worse}",

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from fewtune.data.tasks import TaskSpec
-
 from fewtune.sample import default_source, main, sample_task, task_config
 
 SOURCE = default_source()
 DATA = SOURCE.parent
-needs_data = pytest.mark.skipif(not (SOURCE / "SST-2").is_dir(), reason=f"no LM-BFF original data in {SOURCE}")
+needs_data = pytest.mark.skipif(
+    not (SOURCE / "SST-2").is_dir(), reason=f"no LM-BFF original data in {SOURCE}"
+)
 
 
 def _lines(path: Path) -> list[str]:
@@ -37,13 +38,30 @@ def test_lmbff_splits_are_byte_identical(tmp_path):
         if line.split("  ", 1)[1].split("/")[0] in ("SST-2", "sst-5", "trec")
     ]
     assert len(expected) == 45
-    different = [name for md5, name in expected if hashlib.md5((tmp_path / "k-shot" / name).read_bytes()).hexdigest() != md5]
+    different = [
+        name
+        for md5, name in expected
+        if hashlib.md5((tmp_path / "k-shot" / name).read_bytes()).hexdigest() != md5
+    ]
     assert different == []
 
 
 @needs_data
 def test_10x_mode_gives_ten_times_k_dev_examples_per_label(tmp_path):
-    main(["sst2", "trec", "--k", "4", "--seeds", "13", "--mode", "k-shot-10x", "--out", str(tmp_path)])
+    main(
+        [
+            "sst2",
+            "trec",
+            "--k",
+            "4",
+            "--seeds",
+            "13",
+            "--mode",
+            "k-shot-10x",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     folder = tmp_path / "k-shot" / "SST-2" / "4-13"
     train, dev = _labels(folder / "train.tsv", tsv=True), _labels(folder / "dev.tsv", tsv=True)
     assert sorted(train) == ["0"] * 4 + ["1"] * 4
@@ -90,7 +108,9 @@ def test_sentence_file_pools_leave_out_the_test_set(tmp_path):
     sample_task(task_config("mr"), tmp_path, [8], [13], SOURCE)
     folder = tmp_path / "k-shot" / "mr" / "8-13"
     test = set(_lines(folder / "test.csv"))
-    assert (folder / "test.csv").read_bytes() == (DATA / "k-shot" / "mr" / "16-13" / "test.csv").read_bytes()
+    assert (folder / "test.csv").read_bytes() == (
+        DATA / "k-shot" / "mr" / "16-13" / "test.csv"
+    ).read_bytes()
     rows = _lines(folder / "train.csv") + _lines(folder / "dev.csv")
     assert len(rows) == 32 and not set(rows) & test
     assert sorted(_labels(folder / "train.csv", tsv=False)) == ["0"] * 8 + ["1"] * 8
@@ -120,8 +140,13 @@ def test_a_hub_dataset_gives_splits_in_the_task_format(tmp_path, monkeypatch):
         },
     )
     cfg = {**task_config("sst2"), "original": None}
-    cfg["hub"] = {"path": "org/reviews", "name": "plain", "train": "train", "test": "validation",
-                  "columns": {"sentence": "text"}}
+    cfg["hub"] = {
+        "path": "org/reviews",
+        "name": "plain",
+        "train": "train",
+        "test": "validation",
+        "columns": {"sentence": "text"},
+    }
     sample_task(cfg, tmp_path, [3], [13, 21], Path("/nonexistent"))
     assert calls == [("org/reviews", "plain")]
     spec = TaskSpec.from_config(cfg)
@@ -129,16 +154,27 @@ def test_a_hub_dataset_gives_splits_in_the_task_format(tmp_path, monkeypatch):
     assert _lines(folder / "train.tsv")[0] == "sentence\tlabel"
     train = spec.read_split(folder, "train")
     assert sorted(ex.label for ex in train) == ["0"] * 3 + ["1"] * 3
-    assert all(ex.fields["sentence"].startswith("review number ") and "\t" not in ex.fields["sentence"] for ex in train)
-    assert [ex.fields["sentence"] for ex in spec.read_split(folder, "test")] == ["a test review", "another one"]
-    assert (folder / "train.tsv").read_bytes() != (tmp_path / "k-shot" / "SST-2" / "3-21" / "train.tsv").read_bytes()
+    assert all(
+        ex.fields["sentence"].startswith("review number ") and "\t" not in ex.fields["sentence"]
+        for ex in train
+    )
+    assert [ex.fields["sentence"] for ex in spec.read_split(folder, "test")] == [
+        "a test review",
+        "another one",
+    ]
+    assert (folder / "train.tsv").read_bytes() != (
+        tmp_path / "k-shot" / "SST-2" / "3-21" / "train.tsv"
+    ).read_bytes()
 
 
 def test_a_hub_dataset_fills_a_headerless_task_and_maps_labels(tmp_path, monkeypatch):
     _fake_hub(
         monkeypatch,
         {
-            "train": {"sentence": [f"sentence {i} ." for i in range(12)], "label": ["bad", "good"] * 6},
+            "train": {
+                "sentence": [f"sentence {i} ." for i in range(12)],
+                "label": ["bad", "good"] * 6,
+            },
             "validation": {"sentence": ["a test sentence ."], "label": ["good"]},
         },
     )

@@ -7,7 +7,19 @@ from omegaconf import OmegaConf
 from fewtune.table import main
 
 
-def peft_run(root, name, peft, seed, test, dev, step_time, trainable=1_000, stored=4_096, gpu_mb=None, cpu_s=60.0):
+def peft_run(
+    root,
+    name,
+    peft,
+    seed,
+    test,
+    dev,
+    step_time,
+    trainable=1_000,
+    stored=4_096,
+    gpu_mb=None,
+    cpu_s=60.0,
+):
     folder = root / name
     (folder / ".hydra").mkdir(parents=True)
     cfg = {
@@ -30,7 +42,9 @@ def peft_run(root, name, peft, seed, test, dev, step_time, trainable=1_000, stor
 def test_costs_table_per_method_and_peft(tmp_path, capsys):
     root = tmp_path / "grid"
     peft_run(root, "0", "none", 13, 0.80, 0.7, 1.0, trainable=1_000_000, stored=4_000_000)
-    peft_run(root, "1", "none", 21, 0.90, 0.7, 2.0, trainable=1_000_000, stored=4_000_000, cpu_s=80.0)
+    peft_run(
+        root, "1", "none", 21, 0.90, 0.7, 2.0, trainable=1_000_000, stored=4_000_000, cpu_s=80.0
+    )
     peft_run(root, "2", "lora", 13, 0.70, 0.7, 0.5)
     peft_run(root, "3", "lora", 21, 0.60, 0.7, 0.7)
     assert main([str(root), "--costs", "--out", str(tmp_path / "out")]) == 0
@@ -39,8 +53,14 @@ def test_costs_table_per_method_and_peft(tmp_path, capsys):
         "| Task | Method | Model | Trainable params | Share | Stored per task | Step time (s) | CPU time per seed (s) "
         "| Peak RSS (MB) | Test acc |"
     )
-    assert lines[2] == "| SST-2 | Prompt-based FT | smollm2-135m | 1.00M | 100% | 4.0 MB | 1.50 | 70 | 900 | 85.0 (5.0) |"
-    assert lines[3] == "| SST-2 | Prompt-based FT + LoRA | smollm2-135m | 1.0k | 0.1% | 4.1 kB | 0.60 | 60 | 900 | 65.0 (5.0) |"
+    assert (
+        lines[2]
+        == "| SST-2 | Prompt-based FT | smollm2-135m | 1.00M | 100% | 4.0 MB | 1.50 | 70 | 900 | 85.0 (5.0) |"
+    )
+    assert (
+        lines[3]
+        == "| SST-2 | Prompt-based FT + LoRA | smollm2-135m | 1.0k | 0.1% | 4.1 kB | 0.60 | 60 | 900 | 65.0 (5.0) |"
+    )
     assert "costs.md" in capsys.readouterr().out
 
 

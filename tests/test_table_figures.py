@@ -25,7 +25,9 @@ def _scatters(ax):
 
 
 def _dots(fig) -> list[float]:
-    return sorted(y for ax in fig.axes for collection in _scatters(ax) for _, y in collection.get_offsets())
+    return sorted(
+        y for ax in fig.axes for collection in _scatters(ax) for _, y in collection.get_offsets()
+    )
 
 
 def test_bar_chart_has_one_dot_per_seed_at_its_result(runs):
@@ -52,7 +54,9 @@ def test_bar_chart_is_small_multiples_a_page_can_hold(runs):
         assert sorted(b.get_height() for b in bars) == pytest.approx(sorted(expected))
     assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in panels)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert len(labels) == len(set(labels)) == len(table.rows) + 1  # every row once, and the seeds' dot
+    assert (
+        len(labels) == len(set(labels)) == len(table.rows) + 1
+    )  # every row once, and the seeds' dot
     width_px = fig.get_size_inches()[0] * 120  # table_plots saves at dpi 120
     assert width_px <= 1000
 
@@ -61,8 +65,16 @@ def test_bar_chart_of_eleven_tasks_wraps_into_rows_of_four(tmp_path):
     from fewtune.report.summary import Cell, Table, TableRow
 
     tasks = [f"t{i}" for i in range(11)]
-    rows = [TableRow("prompt", "Prompt-based FT", "tiny", "16", {t: Cell([0.5, 0.7]) for t in tasks})]
-    table = Table(tasks, {t: t.upper() for t in tasks}, dict.fromkeys(tasks, "acc"), dict.fromkeys(tasks, 2), rows)
+    rows = [
+        TableRow("prompt", "Prompt-based FT", "tiny", "16", {t: Cell([0.5, 0.7]) for t in tasks})
+    ]
+    table = Table(
+        tasks,
+        {t: t.upper() for t in tasks},
+        dict.fromkeys(tasks, "acc"),
+        dict.fromkeys(tasks, 2),
+        rows,
+    )
     fig = bar_chart_figure(table)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 11 and len(fig.axes) == 12  # 3 rows of 4, the last cell empty
@@ -75,11 +87,20 @@ def test_bar_chart_draws_no_error_bar_where_a_cell_has_no_spread(runs):
 
     table = summarize(runs, paper=True)
     fig = bar_chart_figure(table, dots=False)
-    caps = [y for ax in fig.axes for c in ax.containers if isinstance(c, ErrorbarContainer)
-            for line in c.lines[1] for y in line.get_ydata() if not math.isnan(y)]
+    caps = [
+        y
+        for ax in fig.axes
+        for c in ax.containers
+        if isinstance(c, ErrorbarContainer)
+        for line in c.lines[1]
+        for y in line.get_ydata()
+        if not math.isnan(y)
+    ]
     cells = [row.cells.get(task) for row in table.rows for task in table.tasks]
     assert None in cells  # the paper has no number for some of the grid's cells
-    assert len(caps) == 2 * sum(cell is not None and cell.std is not None for cell in cells)  # below and above
+    assert len(caps) == 2 * sum(
+        cell is not None and cell.std is not None for cell in cells
+    )  # below and above
 
 
 def test_no_params_plot_without_peft_runs_even_with_calibrated_zero_shot(tmp_path):
@@ -88,7 +109,11 @@ def test_no_params_plot_without_peft_runs_even_with_calibrated_zero_shot(tmp_pat
 
     for seed in (13, 21):
         fake_run(tmp_path, "sst2", "prompt", seed, 0.8, trainable=135_000_000)
-        config = fake_run(tmp_path, "sst2", "zeroshot", seed, 0.6, trainable=135_000_000) / ".hydra" / "config.yaml"
+        config = (
+            fake_run(tmp_path, "sst2", "zeroshot", seed, 0.6, trainable=135_000_000)
+            / ".hydra"
+            / "config.yaml"
+        )
         cfg = OmegaConf.load(config)
         cfg.method.calibrate = True
         OmegaConf.save(cfg, config)
@@ -107,7 +132,10 @@ def test_params_plot_puts_each_method_at_its_trainable_parameters(runs):
     assert not any(title.startswith("Zero-shot") for title, _, _ in sst2)  # trains nothing
     fig = params_accuracy_figure(runs)
     xs = {x for collection in _scatters(fig.axes[0]) for x, _ in collection.get_offsets()}
-    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["SST-2", "MR"]  # a panel per task
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == [
+        "SST-2",
+        "MR",
+    ]  # a panel per task
     assert fig.get_size_inches()[0] * 120 <= 1000
     assert {460_000, 135_000_000} <= xs
 
@@ -117,7 +145,9 @@ def test_no_params_plot_without_peft_runs_and_no_curve_with_one_k(tmp_path):
         fake_run(tmp_path / "plain", "sst2", "prompt", seed, 0.8)
     runs = collect_runs([tmp_path / "plain"])
     assert params_accuracy_figure(runs) is None
-    fake_run(tmp_path / "plain", "sst2", "prompt", 13, 0.8, peft="lora", trainable=None)  # before the count existed
+    fake_run(
+        tmp_path / "plain", "sst2", "prompt", 13, 0.8, peft="lora", trainable=None
+    )  # before the count existed
     assert params_accuracy_figure(collect_runs([tmp_path / "plain"])) is None
     assert learning_curve_figure(summarize(runs)) is None
 

@@ -15,8 +15,17 @@ TASKS = {"sst2": ("SST-2", "acc"), "cola": ("CoLA", "mcc"), "mrpc": ("MRPC", "ac
 METHODS = {"zeroshot": "Zero-shot prompt", "finetune": "Fine-tuning", "prompt": "Prompt-based FT"}
 
 
-def fake_run(root: Path, name: str, task: str, method: str, seed: int, test: float, dev: float, k: int = 16,
-             overrides: list[str] | None = None) -> Path:
+def fake_run(
+    root: Path,
+    name: str,
+    task: str,
+    method: str,
+    seed: int,
+    test: float,
+    dev: float,
+    k: int = 16,
+    overrides: list[str] | None = None,
+) -> Path:
     folder = root / name
     (folder / ".hydra").mkdir(parents=True)
     title, metric = TASKS[task]
@@ -44,7 +53,15 @@ def grid(tmp_path) -> Path:
                 for bs, dev in ((2, 0.70), (4, 0.75)):
                     # the batch size that wins on dev has test = 0.8 (seed 13) or 0.9 (seed 21)
                     test = (0.8 if seed == 13 else 0.9) if bs == 4 else 0.1
-                    fake_run(root, f"{i}_{task}-{method}-seed{seed}-bs{bs}", task, method, seed, test, dev)
+                    fake_run(
+                        root,
+                        f"{i}_{task}-{method}-seed{seed}-bs{bs}",
+                        task,
+                        method,
+                        seed,
+                        test,
+                        dev,
+                    )
                     i += 1
     return root
 
@@ -57,7 +74,9 @@ def test_best_on_dev_per_seed_then_mean_and_std(grid, tmp_path):
 
 
 def test_paper_numbers_beside_ours_with_the_citation(grid, tmp_path):
-    fake_run(grid, "99_mrpc-prompt-seed13", "mrpc", "prompt", 13, 0.7, 0.7)  # acc, not the paper's F1
+    fake_run(
+        grid, "99_mrpc-prompt-seed13", "mrpc", "prompt", 13, 0.7, 0.7
+    )  # acc, not the paper's F1
     out = make_table([grid], tmp_path, paper=True)
     lines = (tmp_path / "table.md").read_text().splitlines()
     assert lines[2:7] == [
@@ -70,8 +89,13 @@ def test_paper_numbers_beside_ours_with_the_citation(grid, tmp_path):
     assert "Gao, Fisch and Chen, ACL 2021" in lines[-1] and "Table 3" in lines[-1]
     assert "Gao, Fisch and Chen, ACL 2021" in out
     tex = (tmp_path / "table.tex").read_text()
-    assert r"\multicolumn{6}{l}{\footnotesize Rows marked (LM-BFF paper): Gao, Fisch and Chen" in tex
-    assert "Prompt-based FT (LM-BFF paper),roberta-large,16,92.7 (0.9)" in (tmp_path / "table.csv").read_text()
+    assert (
+        r"\multicolumn{6}{l}{\footnotesize Rows marked (LM-BFF paper): Gao, Fisch and Chen" in tex
+    )
+    assert (
+        "Prompt-based FT (LM-BFF paper),roberta-large,16,92.7 (0.9)"
+        in (tmp_path / "table.csv").read_text()
+    )
     # without --paper, none of it
     make_table([grid], tmp_path / "plain")
     assert "LM-BFF" not in (tmp_path / "plain" / "table.md").read_text()
@@ -93,9 +117,20 @@ def test_learning_curve_when_runs_have_several_k(tmp_path):
     for k in (4, 8, 16):
         for seed in (13, 21):
             for method in ("finetune", "prompt"):
-                fake_run(root, f"{method}-k{k}-seed{seed}", "sst2", method, seed, 0.5 + k / 100 + seed / 1000, 0.5, k=k)
+                fake_run(
+                    root,
+                    f"{method}-k{k}-seed{seed}",
+                    "sst2",
+                    method,
+                    seed,
+                    0.5 + k / 100 + seed / 1000,
+                    0.5,
+                    k=k,
+                )
     out = make_table([root], tmp_path / "out")
-    assert _is_png(tmp_path / "out" / "learning_curve.png") and _is_png(tmp_path / "out" / "bar_chart.png")
+    assert _is_png(tmp_path / "out" / "learning_curve.png") and _is_png(
+        tmp_path / "out" / "bar_chart.png"
+    )
     assert "learning_curve.png" in out
     rows = (tmp_path / "out" / "table.md").read_text().splitlines()[2:]
     assert [row.split(" | ")[2] for row in rows] == ["4", "8", "16", "4", "8", "16"]
@@ -104,16 +139,31 @@ def test_learning_curve_when_runs_have_several_k(tmp_path):
 def test_sweep_params_count_in_missing_jobs(tmp_path):
     root = tmp_path / "sweep"
     # Hydra writes the sweep config's params into multirun.yaml and the command line's overrides.
-    sweep = {"hydra": {"sweeper": {"params": {"seed": "13,21", "batch_size": "2,4"}},
-                       "overrides": {"task": ["task=sst2", "method=prompt"]}}}
+    sweep = {
+        "hydra": {
+            "sweeper": {"params": {"seed": "13,21", "batch_size": "2,4"}},
+            "overrides": {"task": ["task=sst2", "method=prompt"]},
+        }
+    }
     root.mkdir()
     OmegaConf.save(OmegaConf.create(sweep), root / "multirun.yaml")
     for i, (seed, bs) in enumerate([(13, 2), (13, 4), (21, 2)]):
         overrides = [f"seed={seed}", f"batch_size={bs}", "task=sst2", "method=prompt"]
-        fake_run(root, f"{i}_sst2-prompt-seed{seed}", "sst2", "prompt", seed, 0.8, 0.7, overrides=overrides)
+        fake_run(
+            root,
+            f"{i}_sst2-prompt-seed{seed}",
+            "sst2",
+            "prompt",
+            seed,
+            0.8,
+            0.7,
+            overrides=overrides,
+        )
     out = make_table([root], tmp_path / "out")
     assert "3 of 3 runs complete" in out
-    assert out.count("missing:") == 1 and "job 'seed=21 batch_size=4 task=sst2 method=prompt'" in out
+    assert (
+        out.count("missing:") == 1 and "job 'seed=21 batch_size=4 task=sst2 method=prompt'" in out
+    )
 
 
 def test_wandb_table_logged_offline(grid, tmp_path, monkeypatch):
@@ -126,7 +176,13 @@ def test_wandb_table_logged_offline(grid, tmp_path, monkeypatch):
     media = run / "files" / "media" / "table"
     table = json.loads(next(media.glob("table_*.table.json")).read_text())
     assert table["columns"] == ["Method", "Model", "K", "SST-2", "CoLA (MCC)"]
-    assert ["Prompt-based FT (LM-BFF paper)", "roberta-large", "16", "92.7 (0.9)", "9.3 (7.3)"] in table["data"]
+    assert [
+        "Prompt-based FT (LM-BFF paper)",
+        "roberta-large",
+        "16",
+        "92.7 (0.9)",
+        "9.3 (7.3)",
+    ] in table["data"]
     cells = json.loads(next(media.glob("cells_*.table.json")).read_text())
     assert cells["columns"][:6] == ["source", "method", "model", "k", "task", "metric"]
     assert list((run / "files" / "media" / "images").glob("bar_chart_*.png"))

@@ -1,8 +1,8 @@
 """A cell over fewer seeds than its task's other cells says so, unless one seed stands for all."""
 
 from fake_runs import fake_run
-from fewtune.report.summary import summarize
 from fewtune.report.runs import collect_runs
+from fewtune.report.summary import summarize
 
 
 def cell_texts(root):
@@ -24,7 +24,9 @@ def test_a_method_that_samples_demonstrations_is_not_seed_free(tmp_path):
     fake_run(tmp_path, "sst2", "finetune", 21, 0.8)
     icl = fake_run(tmp_path, "sst2", "zeroshot", 13, 0.55)
     config = icl / ".hydra" / "config.yaml"
-    config.write_text(config.read_text().replace("train: false", "train: false\n  demonstrations: {total: 4}"))
+    config.write_text(
+        config.read_text().replace("train: false", "train: false\n  demonstrations: {total: 4}")
+    )
     assert cell_texts(tmp_path)["zeroshot"] == "55.0 [1/2 seeds]"
 
 

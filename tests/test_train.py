@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import compose_cfg, tiny_overrides
-from fewtune.train import train
 from fewtune.run.build import build
+from fewtune.train import train
 
 FAMILIES = ["tiny_masked", "tiny_causal"]
 
@@ -39,7 +39,9 @@ def test_prompt_slot_scoring_equals_the_full_lm_head(family, data_dir, tmp_path,
     module.eval()
     with torch.no_grad():
         fast = module.label_logits(batch)
-        full = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        full = module.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits
     rows = torch.arange(len(fast))
     torch.testing.assert_close(fast, full[rows, batch["slot"]][:, module.label_word_ids])
 
@@ -50,7 +52,12 @@ def test_training_learns_the_task(method, family, data_dir, tmp_path, request):
     """A tiny random model fits the synthetic sentiment data: test accuracy rises to 1."""
     model_dir = request.getfixturevalue(family)
     overrides = tiny_overrides(model_dir, data_dir, method)
-    overrides += ["trainer.max_steps=40", "trainer.val_check_interval=10", "optimizer.lr=3e-3", "seed=13"]
+    overrides += [
+        "trainer.max_steps=40",
+        "trainer.val_check_interval=10",
+        "optimizer.lr=3e-3",
+        "seed=13",
+    ]
     cfg = compose_cfg(overrides, tmp_path / "before")
     datamodule, module = build(cfg)
     datamodule.setup()
@@ -72,7 +79,11 @@ def test_same_seed_same_result(data_dir, tiny_causal, tmp_path):
 
 
 def test_delete_checkpoints_after_test(data_dir, tiny_masked, tmp_path):
-    train(compose_cfg(tiny_overrides(tiny_masked, data_dir, "prompt", "delete_checkpoints=true"), tmp_path))
+    train(
+        compose_cfg(
+            tiny_overrides(tiny_masked, data_dir, "prompt", "delete_checkpoints=true"), tmp_path
+        )
+    )
     assert (tmp_path / "metrics.json").is_file()
     assert not list((tmp_path / "checkpoints").glob("*.ckpt"))
 
@@ -82,7 +93,9 @@ def test_backbone_is_reused_across_jobs_with_its_weights_reset(data_dir, tiny_ca
     with the pre-trained weights, so its results equal those of a fresh process."""
     from fewtune.models import backbones
 
-    overrides = tiny_overrides(tiny_causal, data_dir, "prompt", "optimizer.lr=1e-2", "trainer.deterministic=true")
+    overrides = tiny_overrides(
+        tiny_causal, data_dir, "prompt", "optimizer.lr=1e-2", "trainer.deterministic=true"
+    )
     first = train(compose_cfg(overrides, tmp_path / "a"))
     model_after_first = build(compose_cfg(overrides, tmp_path / "x"))[1].model
     second = train(compose_cfg(overrides, tmp_path / "b"))

@@ -10,11 +10,11 @@ from conftest import compose_cfg, tiny_overrides
 from fewtune.data.datamodule import Collator
 from fewtune.data.encoding import PromptEncoder
 from fewtune.data.prompts import Template
-from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.errors import FewtuneError
-from fewtune.models.prompt_head import PromptModule
 from fewtune.models.backbones import split_lm
+from fewtune.models.prompt_head import PromptModule
 
 TEMPLATES = {"masked": "{sentence} It was {mask} .", "causal": "{sentence} It was {mask}"}
 SENTENCES = ["a fine film", "truly terrible mess , really"]
@@ -27,7 +27,9 @@ def setup(family, model_dir, mapping, **settings):
 
     causal = family == "causal"
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(model_dir).eval()
+    model = (
+        (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(model_dir).eval()
+    )
     verbalizer = Verbalizer(mapping, list(mapping), **settings)
     enc = PromptEncoder(tokenizer, Template(TEMPLATES[family]), verbalizer, 64, causal=causal)
     module = PromptModule(model, enc.label_words, metric="acc").eval()
@@ -61,13 +63,17 @@ def test_a_class_scores_the_mean_or_max_of_its_words_logits(tiny, reduce, reques
 def test_one_word_per_class_scores_exactly_as_before(tiny, request):
     family = request.node.callspec.params["tiny"]
     enc, module, batch, model = setup(family, tiny, {"0": "terrible", "1": "great"})
-    assert batch["input_ids"][0].tolist().count(enc.tokenizer.mask_token_id or -1) == (family == "masked")
+    assert batch["input_ids"][0].tolist().count(enc.tokenizer.mask_token_id or -1) == (
+        family == "masked"
+    )
     with torch.no_grad():
         scores = module.label_logits(batch)
         h = module.slot_hidden(batch)
         for head in split_lm(model)[1]:
             h = head(h)
-    assert torch.equal(scores, h[:, torch.tensor(enc.label_word_ids)])  # bit-identical: the slot-only path
+    assert torch.equal(
+        scores, h[:, torch.tensor(enc.label_word_ids)]
+    )  # bit-identical: the slot-only path
 
 
 def test_a_causal_multi_token_word_scores_the_sum_of_its_tokens_log_probs(tiny_causal):
@@ -82,7 +88,9 @@ def test_a_causal_multi_token_word_scores_the_sum_of_its_tokens_log_probs(tiny_c
                 logp = model(input_ids=torch.tensor([prompt + word])).logits[0].log_softmax(-1)
                 by_hand = sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(word))
                 torch.testing.assert_close(scores[row, label], by_hand)
-    _, mean_module, _, _ = setup("causal", tiny_causal, {"0": LONG, "1": "great"}, multi_token="mean")
+    _, mean_module, _, _ = setup(
+        "causal", tiny_causal, {"0": LONG, "1": "great"}, multi_token="mean"
+    )
     with torch.no_grad():
         means = mean_module.label_logits(batch)
     torch.testing.assert_close(means[:, 0], scores[:, 0] / len(long_ids))
@@ -94,12 +102,16 @@ def test_a_masked_multi_token_word_gets_one_mask_per_token(tiny_masked):
     long_ids = enc.word_ids(LONG)
     n = len(long_ids)
     assert n > 1 and enc.label_words.multi_token == "mean"  # PET's default for masked LMs
-    tokens = enc.tokenizer.convert_ids_to_tokens(batch["input_ids"][0][: batch["attention_mask"][0].sum()])
+    tokens = enc.tokenizer.convert_ids_to_tokens(
+        batch["input_ids"][0][: batch["attention_mask"][0].sum()]
+    )
     assert tokens == ["[CLS]", "a", "fine", "film", "it", "was", *["[MASK]"] * n, ".", "[SEP]"]
     assert batch["slot"][0] == 6
     with torch.no_grad():
         scores = module.label_logits(batch)
-        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.log_softmax(-1)
+        full = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits.log_softmax(-1)
     for row in range(2):
         at = batch["slot"][row]
         long_score = sum(full[row, at + j, t] for j, t in enumerate(long_ids)) / n
@@ -114,20 +126,26 @@ def test_the_first_word_fills_a_demonstrations_slot(bert_tokenizer):
     words = Verbalizer({"0": ["terrible", "awful"], "1": ["great", "good"]}, ["0", "1"])
     enc = PromptEncoder(bert_tokenizer, Template(TEMPLATES["masked"]), words, 64, causal=False)
     demo = DemonstrationEncoder(enc, 128, query_first=True)
-    out = demo.encode(Example({"sentence": "fine"}, "1"), 1, [(Example({"sentence": "bad"}, "0"), 0)])
+    out = demo.encode(
+        Example({"sentence": "fine"}, "1"), 1, [(Example({"sentence": "bad"}, "0"), 0)]
+    )
     tokens = bert_tokenizer.convert_ids_to_tokens(out.input_ids)
     assert tokens == ["[CLS]", "fine", "it", "was", "[MASK]", ".", "[SEP]", "bad", "it", "was", "terrible", ".", "[SEP]"]  # fmt: skip
     assert demo.num_classes == 2
     long = Verbalizer({"0": LONG, "1": "great"}, ["0", "1"])
     enc = PromptEncoder(bert_tokenizer, Template(TEMPLATES["masked"]), long, 64, causal=False)
-    with pytest.raises(FewtuneError, match=f"label word '{LONG}' is not a single token.*demonstrations needs"):
+    with pytest.raises(
+        FewtuneError, match=f"label word '{LONG}' is not a single token.*demonstrations needs"
+    ):
         DemonstrationEncoder(enc, 128, query_first=True)
 
 
 def test_calibration_works_on_the_class_scores(tiny_causal):
     from fewtune.scoring.calibration import content_free_probs
 
-    enc, module, batch, _ = setup("causal", tiny_causal, {"0": ["terrible", "awful"], "1": ["great", LONG]})
+    enc, module, batch, _ = setup(
+        "causal", tiny_causal, {"0": ["terrible", "awful"], "1": ["great", LONG]}
+    )
     module.p_cf = content_free_probs(module, enc, ["sentence"])
     assert module.p_cf.shape == (2,)
     with torch.no_grad():
@@ -139,23 +157,37 @@ def test_calibration_works_on_the_class_scores(tiny_causal):
 def test_prompt_training_with_several_words_per_class(family, data_dir, tmp_path, request):
     from fewtune.train import train
 
-    words = ["task.verbalizer.0=[terrible,awful]", f"task.verbalizer.1=[great,{LONG}]", "+task.verbalizer_reduce=max"]
-    cfg = compose_cfg(tiny_overrides(request.getfixturevalue(f"tiny_{family}"), data_dir, "prompt", *words), tmp_path)
+    words = [
+        "task.verbalizer.0=[terrible,awful]",
+        f"task.verbalizer.1=[great,{LONG}]",
+        "+task.verbalizer_reduce=max",
+    ]
+    cfg = compose_cfg(
+        tiny_overrides(request.getfixturevalue(f"tiny_{family}"), data_dir, "prompt", *words),
+        tmp_path,
+    )
     results = train(cfg)
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["steps"] == 4 and 0 <= saved["test"]["acc"] <= 1 and results["test"] == saved["test"]
+    assert (
+        saved["steps"] == 4 and 0 <= saved["test"]["acc"] <= 1 and results["test"] == saved["test"]
+    )
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
         ("task.verbalizer.0=[]", "task 'sst2': label '0' has an empty list of words"),
-        ("+task.verbalizer_reduce=median", r"verbalizer_reduce 'median' is unknown; use one of \['mean', 'max'\]"),
+        (
+            "+task.verbalizer_reduce=median",
+            r"verbalizer_reduce 'median' is unknown; use one of \['mean', 'max'\]",
+        ),
         ("+task.multi_token=max", r"multi_token 'max' is unknown; use one of \['sum', 'mean'\]"),
         ("task.verbalizer.1=[great,'']", "label '1' has the word '', not text"),
     ],
 )
-def test_bad_verbalizer_settings_are_one_line_errors(override, message, data_dir, tiny_causal, tmp_path):
+def test_bad_verbalizer_settings_are_one_line_errors(
+    override, message, data_dir, tiny_causal, tmp_path
+):
     from fewtune.run.build import build
 
     cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", override), tmp_path)
@@ -167,8 +199,14 @@ def test_bad_verbalizer_settings_are_one_line_errors(override, message, data_dir
 def test_early_exit_reduces_each_exits_words_too(data_dir, tiny_causal, tmp_path):
     from fewtune.run.build import build
 
-    words = ("task.verbalizer.0=[terrible,awful]", "task.verbalizer.1=[great,good,fine]", "exit=all")
-    datamodule, module = build(compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", *words), tmp_path))
+    words = (
+        "task.verbalizer.0=[terrible,awful]",
+        "task.verbalizer.1=[great,good,fine]",
+        "exit=all",
+    )
+    datamodule, module = build(
+        compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", *words), tmp_path)
+    )
     datamodule.setup()
     batch = next(iter(datamodule.test_dataloader()))
     module.eval()
@@ -176,18 +214,24 @@ def test_early_exit_reduces_each_exits_words_too(data_dir, tiny_causal, tmp_path
         per_exit = module.all_exit_logits(batch)
         full = module.full_logits(batch)
     assert all(logits.shape == (len(batch["slot"]), 2) for logits in per_exit.values())
-    torch.testing.assert_close(per_exit[max(per_exit)], full)  # the last exit is the model's own head
+    torch.testing.assert_close(
+        per_exit[max(per_exit)], full
+    )  # the last exit is the model's own head
 
 
 def test_the_word_search_takes_the_best_dev_assignment():
     from fewtune.words.search import best_assignment
 
     # dev log-probs over a 5-token vocabulary; tokens 3 (class 0) and 1 (class 1) separate the classes
-    log_probs = torch.tensor([[0.0, 0.1, 0.9, 0.5, 0.0], [0.0, 0.9, 0.95, 0.1, 0.0], [0.0, 0.2, 0.7, 0.6, 0.0]]).log()
+    log_probs = torch.tensor(
+        [[0.0, 0.1, 0.9, 0.5, 0.0], [0.0, 0.9, 0.95, 0.1, 0.0], [0.0, 0.2, 0.7, 0.6, 0.0]]
+    ).log()
     ids, acc = best_assignment(log_probs, [0, 1, 0], [[2, 3], [2, 1]], top_n=2)
     assert ids == [3, 1] and acc == 1.0
     with pytest.raises(FewtuneError, match="no two classes.*raise search.top_n"):
-        best_assignment(log_probs, [0, 1, 0], [[2, 3], [2, 1]], top_n=1)  # both classes' best is token 2
+        best_assignment(
+            log_probs, [0, 1, 0], [[2, 3], [2, 1]], top_n=1
+        )  # both classes' best is token 2
 
 
 def test_the_word_search_writes_its_words(data_dir, tiny_causal, tmp_path):

@@ -20,7 +20,9 @@ def test_each_job_is_its_own_offline_run(wandb_env, data_dir, tiny_masked, tmp_p
 
     names = []
     for seed in (13, 21):
-        overrides = tiny_overrides(tiny_masked, data_dir, "prompt", f"seed={seed}", "data_seed=13", "logger=wandb")
+        overrides = tiny_overrides(
+            tiny_masked, data_dir, "prompt", f"seed={seed}", "data_seed=13", "logger=wandb"
+        )
         cfg = compose_cfg(overrides, tmp_path / f"run{seed}")
         try:
             train(cfg)

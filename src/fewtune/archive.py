@@ -16,16 +16,25 @@ import sys
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs.archive import archive
 
 __all__ = ["archive", "main"]
 
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fewtune.archive", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fewtune.archive", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("dirs", nargs="+", type=Path, help="multirun (or run) folders")
-    parser.add_argument("--out", type=Path, required=True, help="copy each folder into <out>/<its name>, e.g. --out results")
-    parser.add_argument("--no-predictions", action="store_true", help="leave out the per-example predictions")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="copy each folder into <out>/<its name>, e.g. --out results",
+    )
+    parser.add_argument(
+        "--no-predictions", action="store_true", help="leave out the per-example predictions"
+    )
     args = parser.parse_args(argv)
     try:
         copied = archive(args.dirs, args.out, predictions=not args.no_predictions)

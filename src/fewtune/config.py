@@ -66,8 +66,10 @@ def user_config_dirs() -> list[Path]:
         if folder.is_dir():
             folders.append(folder)
         else:
-            print(f"warning: {CONFIG_DIR_ENV} names {entry}, which is not a folder; its configs are not read",
-                  file=sys.stderr)
+            print(
+                f"warning: {CONFIG_DIR_ENV} names {entry}, which is not a folder; its configs are not read",
+                file=sys.stderr,
+            )
     return folders
 
 
@@ -93,7 +95,6 @@ def _slurm_gpus(accelerator: str, devices) -> int | None:
 def _output_dir() -> str | None:
     # The run's folder; under --cfg no job runs, so the folder a run would get is shown instead.
     from hydra.core.hydra_config import HydraConfig
-
     from omegaconf import OmegaConf
 
     hydra = HydraConfig.get()
@@ -130,8 +131,12 @@ def compose_config(overrides: list[str] = (), config_dirs: list[str | Path] = ()
         if missing:
             from fewtune.errors import FewtuneError
 
-            raise FewtuneError(f"--config-dir {missing[0]} is not a folder; give the folder that holds task/, model/, ...")
-        paths = [f"file://{Path(d).expanduser().resolve()}" for d in config_dirs] + _user_searchpath()
+            raise FewtuneError(
+                f"--config-dir {missing[0]} is not a folder; give the folder that holds task/, model/, ..."
+            )
+        paths = [
+            f"file://{Path(d).expanduser().resolve()}" for d in config_dirs
+        ] + _user_searchpath()
         overrides.append(f"hydra.searchpath=[{','.join(repr(p) for p in paths)}]")
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
@@ -159,7 +164,9 @@ def use_config_dirs(argv: list[str]) -> list[str]:
     if folders:
         missing = [f for f in folders if not Path(f).expanduser().is_dir()]
         if missing:
-            raise SystemExit(f"error: --config-dir {missing[0]!r} is not a folder; give the folder that holds task/, ...")
+            raise SystemExit(
+                f"error: --config-dir {missing[0]!r} is not a folder; give the folder that holds task/, ..."
+            )
         before = os.environ.get(CONFIG_DIR_ENV)
         os.environ[CONFIG_DIR_ENV] = os.pathsep.join([*folders, *([before] if before else [])])
     return rest

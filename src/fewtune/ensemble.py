@@ -22,12 +22,20 @@ from fewtune.errors import FewtuneError
 def main(argv: list[str] | None = None) -> int:
     from fewtune.predictions.ensemble import BY, ensemble
 
-    parser = argparse.ArgumentParser(prog="python -m fewtune.ensemble", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fewtune.ensemble", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("dirs", nargs="+", type=Path, help="finished runs, or folders holding them")
     parser.add_argument("--out", type=Path, required=True, help="where the ensemble run folders go")
-    parser.add_argument("--name", default="ensemble", help="the table's method key (default: ensemble)")
-    parser.add_argument("--title", default=None, help="the table's method title (default: Ensemble of N runs)")
-    parser.add_argument("--by", choices=BY, default="seed", help="one ensemble per seed (default), or one of all")
+    parser.add_argument(
+        "--name", default="ensemble", help="the table's method key (default: ensemble)"
+    )
+    parser.add_argument(
+        "--title", default=None, help="the table's method title (default: Ensemble of N runs)"
+    )
+    parser.add_argument(
+        "--by", choices=BY, default="seed", help="one ensemble per seed (default), or one of all"
+    )
     args = parser.parse_args(argv)
     try:
         folders = ensemble(args.dirs, args.out, args.name, args.title, args.by)
@@ -35,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {err}")
     for folder in folders:
         metrics = json.loads((folder / "metrics.json").read_text())
-        print(f"{folder}: {len(metrics['ensemble']['members'])} runs, test {metrics['metric']} {metrics['test'][metrics['metric']]:.4f}")
+        print(
+            f"{folder}: {len(metrics['ensemble']['members'])} runs, test {metrics['metric']} {metrics['test'][metrics['metric']]:.4f}"
+        )
     return 0
 
 

@@ -20,14 +20,15 @@ from pathlib import Path
 from omegaconf.errors import OmegaConfBaseException
 
 from fewtune.errors import FewtuneError
-
 from fewtune.run.reload import load_run_weights, run_config
 from fewtune.run.results import METRICS_FILE, read_json_object
 
 log = logging.getLogger("fewtune")
 
 
-def evaluate(run_dir: str | Path, overrides: list[str] = (), callbacks: list = ()) -> dict[str, float]:
+def evaluate(
+    run_dir: str | Path, overrides: list[str] = (), callbacks: list = ()
+) -> dict[str, float]:
     """The run's test metrics, measured again: {metric name: value} as in metrics.json's "test".
 
     ``callbacks`` join the test (their on_test_batch_end gets each batch's label logits).
@@ -66,7 +67,9 @@ def check_evaluable(run_dir: Path, cfg) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fewtune.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fewtune.evaluate", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("run_dir", type=Path, help="the output folder of a finished run")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
     args = parser.parse_args(argv)
@@ -76,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     except FewtuneError as err:
         raise SystemExit(f"error: {err}") from None
     except OmegaConfBaseException as err:  # an override that leaves the config incomplete
-        raise SystemExit(f"error: the run's config with {args.overrides}: {str(err).splitlines()[0]}") from None
+        raise SystemExit(
+            f"error: the run's config with {args.overrides}: {str(err).splitlines()[0]}"
+        ) from None
     print(json.dumps(test, indent=2, sort_keys=True))
     saved = args.run_dir / METRICS_FILE
     if saved.is_file():
@@ -86,7 +91,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"note: {err}", file=sys.stderr)
             return
         same = before == test
-        print(f"{'equal to' if same else 'DIFFERENT from'} the test metrics in {saved}", file=sys.stderr)
+        print(
+            f"{'equal to' if same else 'DIFFERENT from'} the test metrics in {saved}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

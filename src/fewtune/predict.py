@@ -28,7 +28,6 @@ import pandas as pd
 from omegaconf.errors import OmegaConfBaseException
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs.atomic import write_file_atomic
 
 log = logging.getLogger("fewtune")
@@ -39,7 +38,6 @@ def predict(run_dir: str | Path, input_file: str | Path, out: str | Path, text_c
             overrides: list[str] = (), fmt: str | None = None, progress: str = "auto") -> pd.DataFrame:  # fmt: skip
     """Label every row of ``input_file`` with the run, write ``out``; returns the written rows."""
     from fewtune.data.tasks import Example, TaskSpec
-    from fewtune.run.reload import run_config
     from fewtune.predictions.apply import (
         placeholder_label,
         predict_examples,
@@ -47,18 +45,23 @@ def predict(run_dir: str | Path, input_file: str | Path, out: str | Path, text_c
         require_weights,
     )
     from fewtune.predictions.inputs import column_map, read_table
+    from fewtune.run.reload import run_config
     from fewtune.words.searched import task_config
 
     run_dir, out = Path(run_dir), Path(out)
     if out.suffix.lower() not in OUT_FORMATS:
-        raise FewtuneError(f"--out {out}: name it {', '.join(OUT_FORMATS)} (the format follows the suffix)")
+        raise FewtuneError(
+            f"--out {out}: name it {', '.join(OUT_FORMATS)} (the format follows the suffix)"
+        )
     cfg = run_config(run_dir, list(overrides))
     require_finished(run_dir)
     task = TaskSpec.from_config(task_config(cfg))  # method=prompt-autowords: the searched words
     table = read_table(input_file, fmt)
     mapping = column_map(list(text_columns), task.text_fields, table)
     label = placeholder_label(task)
-    examples = [Example(fields={f: row[c] for f, c in mapping.items()}, label=label) for row in table.rows]
+    examples = [
+        Example(fields={f: row[c] for f, c in mapping.items()}, label=label) for row in table.rows
+    ]
     log.info("%s: %d texts from %s", run_dir, len(examples), table.path)
     if cfg.method.name == "pet":
         probs, predicted = _pet(cfg, run_dir, examples)
@@ -66,7 +69,11 @@ def predict(run_dir: str | Path, input_file: str | Path, out: str | Path, text_c
         require_weights(cfg, run_dir)
         predictions = predict_examples(cfg, run_dir, examples, progress)
         probs = None if task.regression else predictions.probs()
-        predicted = predictions.frame["score"].to_numpy() if task.regression else predictions.frame["pred"].to_numpy()
+        predicted = (
+            predictions.frame["score"].to_numpy()
+            if task.regression
+            else predictions.frame["pred"].to_numpy()
+        )
     frame = labelled(table, task, probs, predicted)
     write_file_atomic(out, _serialise(frame, out.suffix.lower()))
     return frame
@@ -104,31 +111,66 @@ def _serialise(frame: pd.DataFrame, suffix: str) -> str | bytes:
         frame.to_parquet(buffer, index=False)
         return buffer.getvalue()
     if suffix == ".jsonl":
-        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in frame.to_dict(orient="records"))
-    return frame.to_csv(index=False, sep="\t" if suffix == ".tsv" else ",", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        return "".join(
+            json.dumps(row, ensure_ascii=False) + "\n" for row in frame.to_dict(orient="records")
+        )
+    return frame.to_csv(
+        index=False,
+        sep="\t" if suffix == ".tsv" else ",",
+        quoting=csv.QUOTE_MINIMAL,
+        lineterminator="\n",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fewtune.predict", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fewtune.predict", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("run_dir", type=Path, help="the output folder of a finished run")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
-    parser.add_argument("--input", required=True, type=Path, help="texts to label: .csv, .tsv (header line) or .jsonl")
-    parser.add_argument("--out", required=True, type=Path, help="the labelled rows: .csv, .tsv, .jsonl or .parquet")
+    parser.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="texts to label: .csv, .tsv (header line) or .jsonl",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="the labelled rows: .csv, .tsv, .jsonl or .parquet"
+    )
     parser.add_argument("--text-column", action="append", default=[], metavar="[FIELD=]COLUMN",
                         help="the column of each template field, in the task's order or as FIELD=COLUMN")  # fmt: skip
-    parser.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="the input's format (default: its suffix)")
+    parser.add_argument(
+        "--format", choices=["csv", "tsv", "jsonl"], help="the input's format (default: its suffix)"
+    )
     parser.add_argument("--progress", choices=["auto", "rich", "log", "none"], default="auto")
     args = parser.parse_intermixed_args(argv)  # overrides may come after the options
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        frame = predict(args.run_dir, args.input, args.out, args.text_column, args.overrides, args.format, args.progress)
+        frame = predict(
+            args.run_dir,
+            args.input,
+            args.out,
+            args.text_column,
+            args.overrides,
+            args.format,
+            args.progress,
+        )
     except FewtuneError as err:
         raise SystemExit(f"error: {err}") from None
     except OmegaConfBaseException as err:  # an override that leaves the config incomplete
-        raise SystemExit(f"error: the run's config with {args.overrides}: {str(err).splitlines()[0]}") from None
-    counts = frame["predicted_label"].value_counts().sort_index().to_dict() if "predicted_label" in frame else {}
+        raise SystemExit(
+            f"error: the run's config with {args.overrides}: {str(err).splitlines()[0]}"
+        ) from None
+    counts = (
+        frame["predicted_label"].value_counts().sort_index().to_dict()
+        if "predicted_label" in frame
+        else {}
+    )
     summary = ", ".join(f"{label}: {n}" for label, n in counts.items())
-    print(f"{len(frame)} rows labelled into {args.out}" + (f" ({summary})" if summary else ""), file=sys.stderr)
+    print(
+        f"{len(frame)} rows labelled into {args.out}" + (f" ({summary})" if summary else ""),
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from fewtune.config import CONF_ROOT, compose_config, config_options
-
 from fewtune.data.originals import Pool, load_pool
 from fewtune.data.tasks import TaskSpec
 from fewtune.errors import FewtuneError
@@ -98,7 +97,9 @@ def draw(pool: Pool, k: int, seed: int, dev_per_k: int = 1) -> tuple[list, list]
     return train, dev
 
 
-def write_split(task: TaskSpec, pool: Pool, out: Path, folder: Path, train: list, dev: list) -> None:
+def write_split(
+    task: TaskSpec, pool: Pool, out: Path, folder: Path, train: list, dev: list
+) -> None:
     write_file_atomic(folder / task.splits["train"].path, pool.render(train))
     write_file_atomic(folder / task.splits["dev"].path, pool.render(dev))
     test = task.splits["test"]
@@ -119,7 +120,9 @@ def sample_task(
     task = TaskSpec.from_config(cfg)
     pool = load_pool(task, cfg, source, use_hub)
     dev_per_k = DEV_PER_K[mode]
-    notes = [line for k in ks for line in check_sizes(task, pool, k, dev_per_k)]  # all K checked before writing
+    notes = [
+        line for k in ks for line in check_sizes(task, pool, k, dev_per_k)
+    ]  # all K checked before writing
     lines = []
     for k in ks:
         for seed in seeds:
@@ -131,17 +134,40 @@ def sample_task(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fewtune.sample", description=__doc__.split("\n")[0])
-    parser.add_argument("tasks", nargs="+", help="task config names (conf/task/<name>.yaml), e.g. sst2 sst5 trec")
-    parser.add_argument(
-        "--config-dir", type=Path, action="append", default=[], help="a folder of your own configs (task/<name>.yaml)"
+    parser = argparse.ArgumentParser(
+        prog="python -m fewtune.sample", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--out", type=Path, required=True, help="writes <out>/k-shot/<TASK>/<K>-<seed>/")
-    parser.add_argument("--k", type=int, nargs="+", default=[16], help="examples per label in train (and dev)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(LMBFF_SEEDS), help="LM-BFF's by default")
-    parser.add_argument("--source", type=Path, default=None, help="original data folder (default: <data>/original)")
-    parser.add_argument("--mode", choices=sorted(DEV_PER_K), default="k-shot", help="k-shot-10x: dev has 10K per label")
-    parser.add_argument("--hub", action="store_true", help="use the task's Hugging Face dataset (config 'hub')")
+    parser.add_argument(
+        "tasks", nargs="+", help="task config names (conf/task/<name>.yaml), e.g. sst2 sst5 trec"
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder of your own configs (task/<name>.yaml)",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="writes <out>/k-shot/<TASK>/<K>-<seed>/"
+    )
+    parser.add_argument(
+        "--k", type=int, nargs="+", default=[16], help="examples per label in train (and dev)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=list(LMBFF_SEEDS), help="LM-BFF's by default"
+    )
+    parser.add_argument(
+        "--source", type=Path, default=None, help="original data folder (default: <data>/original)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=sorted(DEV_PER_K),
+        default="k-shot",
+        help="k-shot-10x: dev has 10K per label",
+    )
+    parser.add_argument(
+        "--hub", action="store_true", help="use the task's Hugging Face dataset (config 'hub')"
+    )
     args = parser.parse_args(argv)
     source = args.source or default_source()
     try:

@@ -20,11 +20,15 @@ import os
 import sys
 
 from fewtune.errors import FewtuneError
-
 from fewtune.words.search import search
 
 SETTINGS = ("top_k", "top_n", "finetune")  # whole numbers
-DEFAULTS = {"top_k": 10, "top_n": 10, "finetune": 0, "out": f"{os.environ.get('FEWTUNE_LOG_DIR', 'outputs')}/search-words"}
+DEFAULTS = {
+    "top_k": 10,
+    "top_n": 10,
+    "finetune": 0,
+    "out": f"{os.environ.get('FEWTUNE_LOG_DIR', 'outputs')}/search-words",
+}
 
 
 def main(argv: list[str]) -> None:
@@ -40,17 +44,23 @@ def main(argv: list[str]) -> None:
         if key.startswith("search."):
             name = key.removeprefix("search.")
             if name not in DEFAULTS:
-                raise SystemExit(f"error: unknown setting {key}; the settings are {['search.' + k for k in DEFAULTS]}")
+                raise SystemExit(
+                    f"error: unknown setting {key}; the settings are {['search.' + k for k in DEFAULTS]}"
+                )
             if name in SETTINGS:
                 lowest = 0 if name == "finetune" else 1
                 if not value.isdigit() or int(value) < lowest:
-                    raise SystemExit(f"error: {key}={value}: give a whole number of at least {lowest}")
+                    raise SystemExit(
+                        f"error: {key}={value}: give a whole number of at least {lowest}"
+                    )
                 value = int(value)
             settings[name] = value
         else:
             overrides.append(arg)
     try:
-        results = search(overrides, settings["top_k"], settings["top_n"], keep=max(1, settings["finetune"]))
+        results = search(
+            overrides, settings["top_k"], settings["top_n"], keep=max(1, settings["finetune"])
+        )
         out = results_folder(settings["out"], results["task"], results["k"], results["data_seed"])
         if settings["finetune"]:
             from fewtune.words.finetune import finetune_assignments

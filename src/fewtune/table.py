@@ -30,29 +30,48 @@ import sys
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
-
 from fewtune.report.table import make_table
 
 __all__ = ["main", "make_table"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fewtune.table", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fewtune.table", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("dirs", nargs="+", type=Path, help="multirun (or run) folders")
     parser.add_argument("--out", type=Path, default=None, help="where to write the table and plots")
-    parser.add_argument("--paper", action="store_true", help="add LM-BFF's Table 3 numbers (Gao et al., 2021)")
-    parser.add_argument("--wandb", action="store_true", help="log the table and plots to W&B (offline by default)")
-    parser.add_argument("--wandb-project", default="fewtune", help="the W&B project (default: fewtune)")
     parser.add_argument(
-        "--costs", action="store_true", help="also costs.md/.csv: trainable params, storage, step time per method"
+        "--paper", action="store_true", help="add LM-BFF's Table 3 numbers (Gao et al., 2021)"
     )
     parser.add_argument(
-        "--resamples", type=int, default=10_000,
+        "--wandb", action="store_true", help="log the table and plots to W&B (offline by default)"
+    )
+    parser.add_argument(
+        "--wandb-project", default="fewtune", help="the W&B project (default: fewtune)"
+    )
+    parser.add_argument(
+        "--costs",
+        action="store_true",
+        help="also costs.md/.csv: trainable params, storage, step time per method",
+    )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=10_000,
         help="bootstrap resamples of the significance test between rows with stored predictions (0: no test)",
     )
     args = parser.parse_args(argv)
     try:
-        tables = make_table(args.dirs, args.out, args.paper, args.wandb, args.wandb_project, args.costs, args.resamples)
+        tables = make_table(
+            args.dirs,
+            args.out,
+            args.paper,
+            args.wandb,
+            args.wandb_project,
+            args.costs,
+            args.resamples,
+        )
         sys.stdout.write(tables)
     except FewtuneError as err:
         sys.exit(f"error: {err}")

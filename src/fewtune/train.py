@@ -18,7 +18,6 @@ import hydra
 from omegaconf import DictConfig
 
 from fewtune.config import CONF_DIR
-
 from fewtune.errors import FewtuneError
 from fewtune.run.methods import train
 from fewtune.run.results import FAILED_FILE

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from fewtune.bench.peak import matmul_peak_gflops
-
 from fewtune.config import PROJECT_ROOT
 from fewtune.jobs.atomic import write_json_atomic
 from fewtune.run.hardware import bf16_native, cpu_description
@@ -33,12 +32,17 @@ PROXY_CASES = ["tiny-llama/prompt", "tiny-llama/finetune", "tiny-bert/finetune"]
 def run_worker(spec: dict) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "fewtune.bench.worker", json.dumps(spec)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "fewtune.bench.worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH-RESULT "):
             return json.loads(line.removeprefix("BENCH-RESULT "))
-    raise RuntimeError(f"benchmark worker failed: {spec['kind']} {spec['impl']}\n{proc.stderr[-3000:]}")
+    raise RuntimeError(
+        f"benchmark worker failed: {spec['kind']} {spec['impl']}\n{proc.stderr[-3000:]}"
+    )
 
 
 def fewtune_startup(overrides: list[str]) -> float:
@@ -53,7 +57,9 @@ def fewtune_startup(overrides: list[str]) -> float:
             f"+callbacks.first_step.path={marker}",
         ]  # fmt: skip
         launched = time.time()
-        subprocess.run(command, capture_output=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        subprocess.run(
+            command, capture_output=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
         return float(marker.read_text()) - launched
 
 
@@ -101,7 +107,12 @@ def two_sided_case(spec: dict, naive: bool) -> dict:
     for kind in ("eval", "train"):
         name = f"{spec['model']} {spec['method']}"
         print(f"  {name}: {kind}, fewtune and tuned", flush=True)
-        pair = {**spec, "kind": f"pair_{kind}", "impl": "pair", "steps": spec["steps"] + spec["warmup"]}
+        pair = {
+            **spec,
+            "kind": f"pair_{kind}",
+            "impl": "pair",
+            "steps": spec["steps"] + spec["warmup"],
+        }
         case[f"{kind}_pair"] = run_worker(pair)
         if naive:
             print(f"  {name}: {kind}, naive", flush=True)
@@ -124,7 +135,12 @@ def proxy_cases(args, device: str) -> dict:
     out = {}
     for name in args.proxy:
         model, method = name.split("/")
-        overrides = [*tiny_overrides(model, cache_dir), f"method={method}", "experiment=cpu", *args.overrides]
+        overrides = [
+            *tiny_overrides(model, cache_dir),
+            f"method={method}",
+            "experiment=cpu",
+            *args.overrides,
+        ]
         spec = {
             "model": model, "method": method, "overrides": overrides, "steps": args.proxy_steps, "warmup": 0,
             "limit": None, "device": device, "rounds": args.proxy_rounds, "stands_for": TINY[model],
@@ -146,13 +162,21 @@ def ratio(a: float, b: float) -> str:
 
 
 def steady(result: dict, side: str) -> float:
-    return result[side]["steady_median_s"] if side in result else result["step_times" if "step_times" in result else "batches"]["steady_median_s"]
+    return (
+        result[side]["steady_median_s"]
+        if side in result
+        else result["step_times" if "step_times" in result else "batches"]["steady_median_s"]
+    )
 
 
 def render(results: dict) -> str:
     peak = results["peak_gflops"]
     ours_peak = "bfloat16" if "bfloat16" in peak else "float32"  # the precision fewtune ran in
-    bf16 = f"{peak['bfloat16']:.0f} GFLOP/s bfloat16" if ours_peak == "bfloat16" else "bfloat16 not measured (emulated here)"
+    bf16 = (
+        f"{peak['bfloat16']:.0f} GFLOP/s bfloat16"
+        if ours_peak == "bfloat16"
+        else "bfloat16 not measured (emulated here)"
+    )
     lines = [
         f"Machine: {results['machine']}; matmul peak {peak['float32']:.0f} GFLOP/s float32, {bf16}",
         "",
@@ -161,11 +185,23 @@ def render(results: dict) -> str:
     ]
     for name, case in results["cases"].items():
         model, method = name.split("/")
-        ep, eb, tp, tb = case["eval_pair"], case["eval_baseline"], case["train_pair"], case["train_baseline"]
+        ep, eb, tp, tb = (
+            case["eval_pair"],
+            case["eval_baseline"],
+            case["train_pair"],
+            case["train_baseline"],
+        )
         examples = ep["examples"]
         e_f, e_t, e_n = steady(ep, "fewtune"), steady(ep, "tuned"), eb["batches"]["steady_median_s"]
-        t_f, t_t, t_n = steady(tp, "fewtune"), steady(tp, "tuned"), tb["step_times"]["steady_median_s"]
-        eval_rate = {side: examples / sum(ep[side]["rounds"][0]["per_item_s"]) for side in ("fewtune", "tuned")}
+        t_f, t_t, t_n = (
+            steady(tp, "fewtune"),
+            steady(tp, "tuned"),
+            tb["step_times"]["steady_median_s"],
+        )
+        eval_rate = {
+            side: examples / sum(ep[side]["rounds"][0]["per_item_s"])
+            for side in ("fewtune", "tuned")
+        }
         rows = [
             # label, fewtune, tuned, naive, speed-up over naive (higher is better), time over tuned
             ("eval examples/s (sum of batches)", eval_rate["fewtune"], eval_rate["tuned"], eb["examples_per_s"],
@@ -192,7 +228,10 @@ def render(results: dict) -> str:
              ratio(case["startup"]["baseline_s"], case["startup"]["fewtune_s"]), ""),
         ]  # fmt: skip
         for label, ours, tuned, naive, vs_naive, vs_tuned in rows:
-            cells = ["" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in (ours, tuned, naive)]
+            cells = [
+                "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+                for v in (ours, tuned, naive)
+            ]
             lines.append(md_row([model, method, label, *cells, vs_naive, vs_tuned]))
         mfu = eval_rate["fewtune"] * ep["tokens"] / examples * ep["flops_per_token"] / 1e9
         base_mfu = eb["tokens_per_s"] * eb["flops_per_token"] / 1e9
@@ -207,8 +246,12 @@ def render(results: dict) -> str:
             f"{agree['disagree_beyond_bf16_ties']} beyond bf16 ties | |"
         )
     for model, load in results["load"].items():
-        lines.append(f"| {model} | | load, cold (s) | {load['cold_s']:.2f} | | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cold_s'])} | |")
-        lines.append(f"| {model} | | load, cached (s) | {load['cached_s']:.2f} | | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cached_s'])} | |")
+        lines.append(
+            f"| {model} | | load, cold (s) | {load['cold_s']:.2f} | | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cold_s'])} | |"
+        )
+        lines.append(
+            f"| {model} | | load, cached (s) | {load['cached_s']:.2f} | | {load['baseline_s']:.2f} | {ratio(load['baseline_s'], load['cached_s'])} | |"
+        )
     lines += [
         "",
         (
@@ -263,23 +306,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "latest.json")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only this many test examples")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="evaluate only this many test examples"
+    )
     parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides for every case")
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu",
         help="where evaluation and training run (the GPU when there is one)",
     )  # fmt: skip
-    parser.add_argument("--cases", nargs="*", default=[f"{m}/{me}" for m, me in CASES], help="model/method pairs")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of fewtune and the tuned loop")
     parser.add_argument(
-        "--proxy", nargs="*", default=list(PROXY_CASES), help="tiny model/method pairs of the CPU proxy (none: skip)"
+        "--cases", nargs="*", default=[f"{m}/{me}" for m, me in CASES], help="model/method pairs"
     )
-    parser.add_argument("--proxy-steps", type=int, default=40, help="training steps a side a round, tiny models")
-    parser.add_argument("--proxy-rounds", type=int, default=4, help="alternating rounds, tiny models")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds of fewtune and the tuned loop"
+    )
+    parser.add_argument(
+        "--proxy",
+        nargs="*",
+        default=list(PROXY_CASES),
+        help="tiny model/method pairs of the CPU proxy (none: skip)",
+    )
+    parser.add_argument(
+        "--proxy-steps", type=int, default=40, help="training steps a side a round, tiny models"
+    )
+    parser.add_argument(
+        "--proxy-rounds", type=int, default=4, help="alternating rounds, tiny models"
+    )
     args = parser.parse_args(argv)
 
     print("matmul peak", flush=True)
-    dtypes = ("float32", "bfloat16") if bf16_native("gpu" if args.device == "cuda" else "cpu") else ("float32",)
+    dtypes = (
+        ("float32", "bfloat16")
+        if bf16_native("gpu" if args.device == "cuda" else "cpu")
+        else ("float32",)
+    )
     machine = f"{platform.machine()} ({cpu_description()}), {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if args.device == "cuda":
         machine = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); host {machine}"
@@ -287,10 +347,13 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine,
         "device": args.device,
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "command": "python -m fewtune.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m fewtune.bench "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         # bf16 only where the device has bf16 kernels: elsewhere fewtune runs float32 (and an
         # emulated bf16 product of this size would take minutes)
-        "peak_gflops": {dtype: matmul_peak_gflops(getattr(torch, dtype), args.device) for dtype in dtypes},
+        "peak_gflops": {
+            dtype: matmul_peak_gflops(getattr(torch, dtype), args.device) for dtype in dtypes
+        },
         "rounds": args.rounds,
         "cases": {},
         "proxy": {},
@@ -304,7 +367,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.cases:
         model, method = name.split("/")
         results["cases"][name] = measure_case(model, method, args.overrides, args, args.device)
-        write_json_atomic(args.out, {**results, "complete": False})  # a killed run keeps the finished cases
+        write_json_atomic(
+            args.out, {**results, "complete": False}
+        )  # a killed run keeps the finished cases
     for model in sorted({name.split("/")[0] for name in args.cases}):
         if model in ("smollm2-135m", "minilm-l6"):
             print(f"  {model}: load", flush=True)

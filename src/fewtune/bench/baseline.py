@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from fewtune.data.datamodule import Collator
-
 from fewtune.data.encoding import Encoded
 
 
@@ -24,11 +23,20 @@ def baseline_label_logits(model, batch: dict, label_word_ids: list[int] | None) 
 
 
 def to_device(batch: dict, device: str) -> dict:
-    return {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
+    return {
+        key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()
+    }
 
 
 @torch.no_grad()
-def evaluate(model, items: list[Encoded], pad_id: int, label_word_ids, batch_size: int = 32, device: str = "cpu"):
+def evaluate(
+    model,
+    items: list[Encoded],
+    pad_id: int,
+    label_word_ids,
+    batch_size: int = 32,
+    device: str = "cpu",
+):
     """Label logits of every item, in the given (file) order, and per-batch times."""
     from fewtune.bench.timeline import Timeline
 
@@ -60,7 +68,10 @@ def train_steps(model, optimizer, datamodule, label_word_ids, steps: int, device
 
     collate = Collator(datamodule.collate.pad_id)
     loader = torch.utils.data.DataLoader(
-        datamodule.encoded["train"], batch_size=datamodule.batch_size, shuffle=True, collate_fn=collate
+        datamodule.encoded["train"],
+        batch_size=datamodule.batch_size,
+        shuffle=True,
+        collate_fn=collate,
     )
     timeline = Timeline(device)
     while len(timeline.times) < steps:
@@ -68,6 +79,8 @@ def train_steps(model, optimizer, datamodule, label_word_ids, steps: int, device
             if len(timeline.times) == steps:
                 break
             timeline.start()
-            train_step(model, optimizer, batch, label_word_ids, device)  # its float(loss) waits for the GPU
+            train_step(
+                model, optimizer, batch, label_word_ids, device
+            )  # its float(loss) waits for the GPU
             timeline.stop(tuple(batch["input_ids"].shape), tokens=batch["attention_mask"].sum())
     return timeline

@@ -8,7 +8,6 @@ import pytorch_lightning as pl
 import torch
 
 from fewtune.bench.timeline import Timeline, now
-
 from fewtune.models.shapes_met import ShapesMet
 
 

@@ -10,7 +10,10 @@ import torch
 def matmul_peak_gflops(dtype: torch.dtype, device: str = "cpu", repeats: int = 10) -> float:
     """Best-of-3 throughput of an n x n matrix product, in GFLOP/s (n = 2048 on CPU, 8192 on a GPU)."""
     n = 8192 if device == "cuda" else 2048
-    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    a, b = (
+        torch.randn(n, n, dtype=dtype, device=device),
+        torch.randn(n, n, dtype=dtype, device=device),
+    )
     torch.mm(a, b)  # warm-up: thread pool, kernel selection
     best = float("inf")
     for _ in range(3):

@@ -29,9 +29,13 @@ def main(argv: list[str]) -> None:
     device = "cuda" if cuda_selected(cfg.trainer.accelerator) else "cpu"
     module.to(device).train()
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.optimizer.lr, fused=bool(cfg.optimizer.get("fused", False)))
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.optimizer.lr, fused=bool(cfg.optimizer.get("fused", False))
+    )
     dtype = torch.bfloat16 if str(cfg.trainer.precision).startswith("bf16") else None
-    batches = [{k: v.to(device) for k, v in batch.items()} for batch in datamodule.train_dataloader()]
+    batches = [
+        {k: v.to(device) for k, v in batch.items()} for batch in datamodule.train_dataloader()
+    ]
 
     def step(batch) -> dict[str, float]:
         times = {}
@@ -54,7 +58,9 @@ def main(argv: list[str]) -> None:
     for phase in runs[0]:
         print(f"{phase:>10}: {sum(r[phase] for r in runs) / len(runs):.3f} s")
     batch = batches[0]
-    print(f"batch: {tuple(batch['input_ids'].shape)} positions, {int(batch['attention_mask'].sum())} tokens")
+    print(
+        f"batch: {tuple(batch['input_ids'].shape)} positions, {int(batch['attention_mask'].sum())} tokens"
+    )
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with profile(activities=activities) as prof:
         step(batch)
@@ -62,7 +68,9 @@ def main(argv: list[str]) -> None:
     lightning_steps(overrides, device, activities)
 
 
-def lightning_steps(overrides: list[str], device: str, activities, steps: int = 12, profiled: int = 3) -> None:
+def lightning_steps(
+    overrides: list[str], device: str, activities, steps: int = 12, profiled: int = 3
+) -> None:
     """The benchmark's Lightning trainer on a fresh module: mean step time after 2 warm-up steps,
     and the profiler's operators for step ``profiled`` (hooks, logging and the optimizer included)."""
     from torch.profiler import profile
@@ -87,9 +95,13 @@ def lightning_steps(overrides: list[str], device: str, activities, steps: int = 
 
     cfg, datamodule, module = built({"overrides": overrides})
     timer = ProfiledStepTimer()
-    bench_trainer(cfg, device, timer, max_steps=steps, limit_val_batches=0).fit(module, datamodule=datamodule)
+    bench_trainer(cfg, device, timer, max_steps=steps, limit_val_batches=0).fit(
+        module, datamodule=datamodule
+    )
     timed = timer.times[2:]
-    print(f"lightning step: {sum(timed) / len(timed):.3f} s (mean of {len(timed)}; the phases above are by hand)")
+    print(
+        f"lightning step: {sum(timed) / len(timed):.3f} s (mean of {len(timed)}; the phases above are by hand)"
+    )
     print(timer.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 
 from fewtune.bench.precision import autocast
-
 from fewtune.bench.timeline import Timeline, now
 from fewtune.models.attention import kernels
 from fewtune.models.shapes_met import ShapeLog

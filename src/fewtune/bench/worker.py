@@ -48,7 +48,9 @@ def measure_eval(spec: dict) -> dict:
         from fewtune.bench.baseline import evaluate
 
         model = module.model.float().to(device)
-        logits, timeline = evaluate(model, items, datamodule.collate.pad_id, label_word_ids(module), device=device)
+        logits, timeline = evaluate(
+            model, items, datamodule.collate.pad_id, label_word_ids(module), device=device
+        )
     else:
         side = _side(spec["impl"])
         sorted_logits, timeline = side.evaluate(cfg, module, datamodule, device, set())
@@ -94,7 +96,9 @@ def measure_train(spec: dict) -> dict:
 
         model = module.model.float().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr)
-        timeline = train_steps(model, optimizer, datamodule, label_word_ids(module), warmup + steps, device)
+        timeline = train_steps(
+            model, optimizer, datamodule, label_word_ids(module), warmup + steps, device
+        )
     else:
         timeline = _side(spec["impl"]).train(cfg, module, datamodule, device, warmup + steps, set())
     return train_figures(timeline.summary(), steps, warmup)
@@ -171,7 +175,11 @@ def measure_baseline_startup(spec: dict) -> dict:
         source = packaged.package_dir(packaged.SMOLLM2_PACKAGE)
         kwargs = {"gguf_file": packaged.SMOLLM2_GGUF}
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        cls = AutoModelForCausalLM if spec["method"] == "prompt" else AutoModelForSequenceClassification
+        cls = (
+            AutoModelForCausalLM
+            if spec["method"] == "prompt"
+            else AutoModelForSequenceClassification
+        )
         model = cls.from_pretrained(source, **kwargs)
     else:
         source = packaged.minilm_path()
@@ -198,14 +206,19 @@ KINDS = {
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    if spec.get("impl") != "baseline":  # fewtune and the tuned loop as a run has it; the naive loop as glibc has it
+    if (
+        spec.get("impl") != "baseline"
+    ):  # fewtune and the tuned loop as a run has it; the naive loop as glibc has it
         from fewtune.run.hardware import keep_freed_host_memory
 
         keep_freed_host_memory()
     result = KINDS[spec["kind"]](spec)
     from fewtune.run.resources import peak_memory_mb
 
-    result = {**peak_memory_mb(), **result}  # a pair's own reading (after fewtune alone) first  # peak_rss_mb, and peak_gpu_mb where a GPU was used
+    result = {
+        **peak_memory_mb(),
+        **result,
+    }  # a pair's own reading (after fewtune alone) first  # peak_rss_mb, and peak_gpu_mb where a GPU was used
     print("BENCH-RESULT " + json.dumps(result))
 
 

@@ -11,7 +11,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from fewtune.data.encoding import Encoded, PlainEncoder, PromptEncoder
-
 from fewtune.data.lengths import LengthLadder
 from fewtune.data.tasks import SPLITS, TaskSpec, check_k_shot
 
@@ -21,7 +20,12 @@ class Collator:
     ladder's next size where there is one (data/lengths.py): a run meets a few shapes. Training
     and evaluation batches may have ladders of their own (``evaluation=True``)."""
 
-    def __init__(self, pad_id: int, lengths: LengthLadder | None = None, eval_lengths: LengthLadder | None = None):
+    def __init__(
+        self,
+        pad_id: int,
+        lengths: LengthLadder | None = None,
+        eval_lengths: LengthLadder | None = None,
+    ):
         self.pad_id = pad_id
         self.lengths = lengths
         self.eval_lengths = eval_lengths
@@ -73,7 +77,9 @@ class FewShotDataModule(pl.LightningDataModule):
         # The split each phase reads: the test phase may read another split when the test file
         # is missing (MNLI-mismatched, QQP here) and the user asks for it with test_split=dev.
         self.sources = {"train": "train", "dev": "dev", "test": test_split}
-        self.folder = task.check_files(data_dir, k, data_seed, tuple(dict.fromkeys(self.sources.values())))
+        self.folder = task.check_files(
+            data_dir, k, data_seed, tuple(dict.fromkeys(self.sources.values()))
+        )
         # A phase's examples given instead of read (fewtune.predict: the user's texts as the test split).
         self.supplied: dict[str, list] = {}
 
@@ -83,7 +89,8 @@ class FewShotDataModule(pl.LightningDataModule):
         for split in SPLITS:
             examples = self.read(split)
             encoded = [
-                replace(self.encoder.encode(ex, self.task.target(ex.label)), index=i) for i, ex in enumerate(examples)
+                replace(self.encoder.encode(ex, self.task.target(ex.label)), index=i)
+                for i, ex in enumerate(examples)
             ]
             if split != "train":
                 # Evaluation order does not matter: sorting by length makes padding minimal.
@@ -100,7 +107,9 @@ class FewShotDataModule(pl.LightningDataModule):
         return examples
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.encoded["train"], batch_size=self.batch_size, shuffle=True, collate_fn=self.collate)
+        return DataLoader(
+            self.encoded["train"], batch_size=self.batch_size, shuffle=True, collate_fn=self.collate
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
         from fewtune.run.distributed import eval_sampler
@@ -109,7 +118,9 @@ class FewShotDataModule(pl.LightningDataModule):
         # Under DDP each process gets its share of the split, no example twice (the metric is exact).
         sampler = eval_sampler(self.trainer, data)
         collate = partial(self.collate, evaluation=True)
-        return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, collate_fn=collate)
+        return DataLoader(
+            data, batch_size=self.eval_batch_size, sampler=sampler, collate_fn=collate
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("dev")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from fewtune.data.text_files import check_file
-
 from fewtune.errors import FewtuneError
 
 # file suffix -> (datasets builder, its options, our strict check's format)
@@ -53,26 +52,38 @@ def load_records(task, entry: Mapping[str, Any], base: Path | None, hub: bool = 
     key = "hub" if hub else "dataset"
     unknown = sorted(set(entry) - set(KEYS))
     if unknown:
-        raise FewtuneError(f"task '{task.name}': unknown key(s) {unknown} in '{key}'; the keys are {list(KEYS)}")
+        raise FewtuneError(
+            f"task '{task.name}': unknown key(s) {unknown} in '{key}'; the keys are {list(KEYS)}"
+        )
     splits, source = _load(task, entry, base, key)
     names = _column_names(task, entry)
     files = entry.get("path") is None  # train and test are files: messages name the file
     # With data files, train and test name the files, loaded as the splits "train" and "test".
-    split_name = (lambda split: split) if entry.get("path") is None else (lambda split: entry.get(split, split))
+    split_name = (
+        (lambda split: split)
+        if entry.get("path") is None
+        else (lambda split: entry.get(split, split))
+    )
     train = _split(splits, split_name("train"), source, task, "train")
     if entry.get("test_size") is not None and "test" not in entry:
         size = entry["test_size"]
         if not isinstance(size, (int, float)) or isinstance(size, bool) or not 0 < size < 1:
-            raise FewtuneError(f"task '{task.name}': {key}.test_size={size!r}: give a share between 0 and 1, e.g. 0.2")
+            raise FewtuneError(
+                f"task '{task.name}': {key}.test_size={size!r}: give a share between 0 and 1, e.g. 0.2"
+            )
         parts = train.train_test_split(test_size=size, seed=TEST_SPLIT_SEED)
         train, test = parts["train"], parts["test"]
     else:
         test = _split(splits, split_name("test"), source, task, "test")
     label_map = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
-    places = {split: str(_local(base, entry[split])) if files and split in entry else f"{source} {split}"
-              for split in ("train", "test")}
+    places = {
+        split: str(_local(base, entry[split])) if files and split in entry else f"{source} {split}"
+        for split in ("train", "test")
+    }
     if "test" not in entry and entry.get("test_size") is not None:  # rows shuffled: no file order
-        places = {split: f"{source} {split} part of test_size={entry['test_size']}" for split in places}
+        places = {
+            split: f"{source} {split} part of test_size={entry['test_size']}" for split in places
+        }
     train_records, where = _records(task, train, names, label_map, source, places["train"])
     test_records, _ = _records(task, test, names, label_map, source, places["test"])
     return Records(train_records, test_records, where, source)
@@ -83,24 +94,31 @@ def _column_names(task, entry: Mapping[str, Any]) -> dict[str, str]:
     own = task.splits["train"].columns
     mapped = entry.get("columns") or {}
     return {
-        f: str(mapped.get(f, own[f] if isinstance(own.get(f), str) else f)) for f in (*task.text_fields, "label")
+        f: str(mapped.get(f, own[f] if isinstance(own.get(f), str) else f))
+        for f in (*task.text_fields, "label")
     }
 
 
-def _load(task, entry: Mapping[str, Any], base: Path | None, key: str) -> tuple[Mapping[str, Any], str]:
+def _load(
+    task, entry: Mapping[str, Any], base: Path | None, key: str
+) -> tuple[Mapping[str, Any], str]:
     """({split name: Dataset}, a name for messages)."""
     import datasets
 
     datasets.disable_progress_bars()  # the sampler prints one line per split written
     path = entry.get("path")
     if path is None:
-        files = {split: entry[split] for split in ("train", "test") if isinstance(entry.get(split), str)}
+        files = {
+            split: entry[split] for split in ("train", "test") if isinstance(entry.get(split), str)
+        }
         if "train" not in files:
             raise FewtuneError(
                 f"task '{task.name}': '{key}' needs 'path' (a dataset) or 'train' (a data file); see docs/custom-tasks.md"
             )
         paths = {split: _local(base, name) for split, name in files.items()}
-        return {split: _load_file(task, path, key) for split, path in paths.items()}, ", ".join(map(str, paths.values()))
+        return {split: _load_file(task, path, key) for split, path in paths.items()}, ", ".join(
+            map(str, paths.values())
+        )
     local = _local(base, str(path))
     if local.exists():
         if local.is_file():
@@ -122,7 +140,9 @@ def _load(task, entry: Mapping[str, Any], base: Path | None, key: str) -> tuple[
     try:
         data = datasets.load_dataset(str(path), name)
     except Exception as err:  # offline, unknown id, ...: one line that names the dataset
-        raise FewtuneError(f"task '{task.name}': cannot load hub dataset '{path}': {_first_line(err)}") from None
+        raise FewtuneError(
+            f"task '{task.name}': cannot load hub dataset '{path}': {_first_line(err)}"
+        ) from None
     return data, source
 
 
@@ -151,7 +171,12 @@ def _load_file(task, path: Path, key: str):
     builder, options, fmt = BUILDERS[path.suffix]
     if fmt:
         check_file(path, fmt)
-    return _guard(task, key, path, lambda: datasets.load_dataset(builder, data_files=str(path), split="train", **options))
+    return _guard(
+        task,
+        key,
+        path,
+        lambda: datasets.load_dataset(builder, data_files=str(path), split="train", **options),
+    )
 
 
 def _guard(task, key: str, where: Path, load):
@@ -160,7 +185,9 @@ def _guard(task, key: str, where: Path, load):
     except FewtuneError:
         raise
     except Exception as err:
-        raise FewtuneError(f"task '{task.name}': datasets cannot read {where} ({key}): {_first_line(err)}") from None
+        raise FewtuneError(
+            f"task '{task.name}': datasets cannot read {where} ({key}): {_first_line(err)}"
+        ) from None
 
 
 def _first_line(err: Exception) -> str:
@@ -177,11 +204,15 @@ def _split(splits: Mapping[str, Any], name: str, source: str, task, which: str):
         )
     dataset = splits[name]
     if len(dataset) == 0:
-        raise FewtuneError(f"dataset {source}: its '{name}' split is empty; task '{task.name}' needs examples there")
+        raise FewtuneError(
+            f"dataset {source}: its '{name}' split is empty; task '{task.name}' needs examples there"
+        )
     return dataset
 
 
-def _records(task, dataset, names: dict[str, str], label_map: dict[str, str], source: str, place: str):
+def _records(
+    task, dataset, names: dict[str, str], label_map: dict[str, str], source: str, place: str
+):
     """({field: text, "label": label} per example, each one's place); whitespace runs become one
     space, since a TSV cell holds no tab or line break."""
     missing = [c for c in names.values() if c not in dataset.column_names]
@@ -195,9 +226,17 @@ def _records(task, dataset, names: dict[str, str], label_map: dict[str, str], so
     for i, record in enumerate(dataset):
         value = record[names["label"]]
         text = str(value)
-        if text not in label_map and label_names and isinstance(value, int) and 0 <= value < len(label_names):
+        if (
+            text not in label_map
+            and label_names
+            and isinstance(value, int)
+            and 0 <= value < len(label_names)
+        ):
             text = text if text in task.labels else label_names[value]  # a ClassLabel's name
-        out = {f: " ".join(str(record[names[f]] if record[names[f]] is not None else "").split()) for f in task.text_fields}
+        out = {
+            f: " ".join(str(record[names[f]] if record[names[f]] is not None else "").split())
+            for f in task.text_fields
+        }
         out["label"] = label_map.get(text, text)
         records.append(out)
         where.append(f"{place} row {i + 1}")

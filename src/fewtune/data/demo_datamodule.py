@@ -13,15 +13,14 @@ the p_cf of that set (fewtune/scoring/calibration.py).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
 
 from fewtune.data.datamodule import Collator, FewShotDataModule
-
 from fewtune.data.demo_encoding import DemonstrationEncoder
 from fewtune.data.demonstrations import DemoSampler, DemoSettings, demo_class
 from fewtune.data.encoding import Encoded, PromptEncoder
@@ -41,7 +40,9 @@ class GroupCollator(Collator):
         super().__init__(pad_id, lengths, eval_lengths)
         self.p_cf: dict[tuple[int, ...], torch.Tensor] | None = None
 
-    def __call__(self, groups: list[list[Encoded]], evaluation: bool = False) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, groups: list[list[Encoded]], evaluation: bool = False
+    ) -> dict[str, torch.Tensor]:
         rows = [row for group in groups for row in group]
         batch = super().__call__(rows, evaluation)
         sets = len(groups[0])
@@ -66,7 +67,9 @@ class TrainDemos(Dataset):
 
     def __getitem__(self, i: int) -> list[Encoded]:
         chosen = self.sampler.draw(self.pools[i], self.rng)
-        return [self.encoder.encode(self.examples[i], self.targets[i], [self.demos[j] for j in chosen])]
+        return [
+            self.encoder.encode(self.examples[i], self.targets[i], [self.demos[j] for j in chosen])
+        ]
 
 
 class DemoDataModule(FewShotDataModule):
@@ -84,15 +87,23 @@ class DemoDataModule(FewShotDataModule):
     ):
         shown = settings.shown(encoder.num_classes)
         # Room for each demonstration as long as the input, within what the tokenizer says the model takes.
-        max_length = settings.max_length or min(task.max_length * (1 + shown), encoder.tokenizer.model_max_length)
-        demo_encoder = DemonstrationEncoder(encoder, max_length, settings.query_first(encoder.causal), settings.separator)
+        max_length = settings.max_length or min(
+            task.max_length * (1 + shown), encoder.tokenizer.model_max_length
+        )
+        demo_encoder = DemonstrationEncoder(
+            encoder, max_length, settings.query_first(encoder.causal), settings.separator
+        )
         super().__init__(task, demo_encoder, *args, **kwargs)
         self.settings = settings
         self.seed = seed
         self.cache_dir = cache_dir
-        self.embed = embed  # None: settings.encoder is loaded with load_embed when sampling is similar
+        self.embed = (
+            embed  # None: settings.encoder is loaded with load_embed when sampling is similar
+        )
         self.load_embed = load_embed  # run/build.py gives models/sentence_encoder.py's load_encoder
-        self.collate = GroupCollator(self.collate.pad_id, self.collate.lengths, self.collate.eval_lengths)
+        self.collate = GroupCollator(
+            self.collate.pad_id, self.collate.lengths, self.collate.eval_lengths
+        )
         # eval_batch_size counts rows, and every example brings eval_sets of them.
         self.eval_batch_size = max(1, self.eval_batch_size // settings.eval_sets)
 
@@ -107,22 +118,34 @@ class DemoDataModule(FewShotDataModule):
         if self.encoded:
             return
         examples = {split: self.read(split) for split in SPLITS}
-        targets = {split: [self.task.target(ex.label) for ex in exs] for split, exs in examples.items()}
+        targets = {
+            split: [self.task.target(ex.label) for ex in exs] for split, exs in examples.items()
+        }
         classes = [demo_class(t, self.task.regression) for t in targets["train"]]
         sampler = DemoSampler(classes, self.encoder.num_classes, self.settings)
         demos = list(zip(examples["train"], classes))
         # Kept for inspection: the examples and, per query, the pools its demonstrations come from.
         self.examples, self.pools = examples, self._pools(sampler, examples)
         self.encoded["train"] = TrainDemos(
-            examples["train"], targets["train"], self.encoder, sampler, self.pools["train"], demos, self.seed
+            examples["train"],
+            targets["train"],
+            self.encoder,
+            sampler,
+            self.pools["train"],
+            demos,
+            self.seed,
         )
         fixed = self._fixed_draws(sampler) if self.settings.fixed else None
         for split in ("dev", "test"):
             groups = []
             for i, (example, target) in enumerate(zip(examples[split], targets[split])):
                 rng = random.Random(f"{self.seed}/{split}/{i}")
-                draws = fixed or [sampler.draw(self.pools[split][i], rng) for _ in range(self.settings.eval_sets)]
-                groups.append([replace(self.encode_with(example, target, d), index=i) for d in draws])
+                draws = fixed or [
+                    sampler.draw(self.pools[split][i], rng) for _ in range(self.settings.eval_sets)
+                ]
+                groups.append(
+                    [replace(self.encode_with(example, target, d), index=i) for d in draws]
+                )
             # Evaluation order does not matter: sorting by length makes padding minimal.
             groups.sort(key=lambda g: max(len(e.input_ids) for e in g))
             self.encoded[split] = groups
@@ -130,7 +153,9 @@ class DemoDataModule(FewShotDataModule):
     def encode_with(self, example: Example, target, shown: list[int]) -> Encoded:
         """``example`` rendered with the training examples ``shown`` (indices) as its demonstrations."""
         demos = self.encoded["train"].demos
-        return replace(self.encoder.encode(example, target, [demos[j] for j in shown]), demos=tuple(shown))
+        return replace(
+            self.encoder.encode(example, target, [demos[j] for j in shown]), demos=tuple(shown)
+        )
 
     def _fixed_draws(self, sampler: DemoSampler) -> list[list[int]]:
         """fixed=true: the eval_sets sets every dev and test query is shown, drawn once per seed."""
@@ -143,11 +168,18 @@ class DemoDataModule(FewShotDataModule):
         if self.settings.sampling == "similar":
             embed = self.embed or self._loaded_embed()
             # Embeddings are computed once per run: every draw reuses these similarities.
-            vectors = {split: embed([self._text(ex) for ex in exs]) for split, exs in examples.items()}
-            similarity = {split: cosine(vectors[split], vectors["train"]).tolist() for split in SPLITS}
+            vectors = {
+                split: embed([self._text(ex) for ex in exs]) for split, exs in examples.items()
+            }
+            similarity = {
+                split: cosine(vectors[split], vectors["train"]).tolist() for split in SPLITS
+            }
         return {
             split: [
-                sampler.candidates(i if split == "train" else None, None if similarity[split] is None else similarity[split][i])
+                sampler.candidates(
+                    i if split == "train" else None,
+                    None if similarity[split] is None else similarity[split][i],
+                )
                 for i in range(len(exs))
             ]
             for split, exs in examples.items()

@@ -13,8 +13,9 @@ A training query is never its own demonstration.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from fewtune.errors import FewtuneError
 
@@ -31,10 +32,16 @@ class DemoSettings:
     top_share: float = 0.5  # similar: draw from this share of each class, most similar first
     encoder: str = "minilm-l6"  # similar: a conf/model name, hub id or folder (mean-pooled)
     eval_sets: int = 16  # dev/test: demonstration sets per query, predictions averaged
-    average: str = "probs"  # average the label-word probabilities, or the raw logits (LM-BFF's code)
+    average: str = (
+        "probs"  # average the label-word probabilities, or the raw logits (LM-BFF's code)
+    )
     shuffle: bool = False  # per_class: shuffle the order (false: label order, as LM-BFF)
-    query: str = "auto"  # auto | first | last: auto puts it first for masked LMs, last for causal LMs
-    max_length: int | None = None  # null: task.max_length x (1 + demonstrations), at most the model's
+    query: str = (
+        "auto"  # auto | first | last: auto puts it first for masked LMs, last for causal LMs
+    )
+    max_length: int | None = (
+        None  # null: task.max_length x (1 + demonstrations), at most the model's
+    )
     separator: str = "\n"  # causal LMs: text between the parts; masked LMs use the [SEP] token
     fixed: bool = False  # dev/test: the same eval_sets sets for every query (GPT-3, Zhao et al.)
 
@@ -57,7 +64,7 @@ class DemoSettings:
         return self.query == "first"
 
     @classmethod
-    def from_method(cls, method: Mapping[str, Any], causal: bool) -> "DemoSettings | None":
+    def from_method(cls, method: Mapping[str, Any], causal: bool) -> DemoSettings | None:
         """The method's ``demonstrations`` block, checked for a model family; None when it has none."""
         block = method.get("demonstrations")
         if block is None:
@@ -72,7 +79,9 @@ class DemoSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(block) - known)
         if unknown:
-            raise FewtuneError(f"{where}: unknown demonstrations setting(s) {unknown}; the settings are {sorted(known)}")
+            raise FewtuneError(
+                f"{where}: unknown demonstrations setting(s) {unknown}; the settings are {sorted(known)}"
+            )
         if block.get("total") is not None and "per_class" not in block:
             block["per_class"] = None  # `total` alone replaces the per-class default
         settings = cls(**block)
@@ -83,7 +92,9 @@ class DemoSettings:
     def validate(self) -> None:
         def positive(name: str, value) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise FewtuneError(f"demonstrations.{name}={value}: give a whole number of at least 1")
+                raise FewtuneError(
+                    f"demonstrations.{name}={value}: give a whole number of at least 1"
+                )
 
         if (self.per_class is None) == (self.total is None):
             raise FewtuneError(
@@ -100,7 +111,9 @@ class DemoSettings:
             ("query", self.query, QUERY_PLACES),
         ):
             if value not in allowed:
-                raise FewtuneError(f"demonstrations.{name}={value!r} is unknown; use one of {list(allowed)}")
+                raise FewtuneError(
+                    f"demonstrations.{name}={value!r} is unknown; use one of {list(allowed)}"
+                )
         if not 0 < self.top_share <= 1:
             raise FewtuneError(f"demonstrations.top_share={self.top_share}: give a share in (0, 1]")
         if self.fixed and self.sampling == "similar":
@@ -141,7 +154,9 @@ class DemoSampler:
                 f"own demonstration), but the training set has {len(self.classes)}; lower total or raise k"
             )
 
-    def candidates(self, exclude: int | None = None, similarity: Sequence[float] | None = None) -> list[list[int]]:
+    def candidates(
+        self, exclude: int | None = None, similarity: Sequence[float] | None = None
+    ) -> list[list[int]]:
         """The pools to draw from: one per class (per_class) or one for all (total).
 
         ``exclude`` is the query's own index when it is a training example. With ``similarity``

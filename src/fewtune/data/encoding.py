@@ -11,11 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fewtune.data.prompts import Template
-
-from fewtune.data.verbalizers import Verbalizer
-
 from fewtune.data.tasks import Example
-from fewtune.data.verbalizers import LabelWords
+from fewtune.data.verbalizers import LabelWords, Verbalizer
 from fewtune.errors import FewtuneError
 
 
@@ -23,7 +20,9 @@ from fewtune.errors import FewtuneError
 class Encoded:
     input_ids: list[int]
     label: int | float  # the label's index, or a regression task's score in [0, 1]
-    slot: int = 0  # the position whose LM-head logits score the label words (masked: the first mask)
+    slot: int = (
+        0  # the position whose LM-head logits score the label words (masked: the first mask)
+    )
     # With demonstrations: the training examples drawn to be shown (indices), which name the
     # set whose content-free probabilities calibrate this row (fewtune/scoring/calibration.py).
     demos: tuple[int, ...] = ()
@@ -50,7 +49,9 @@ def marks_spaces_in_tokens(tokenizer) -> bool:
 
 
 class PromptEncoder:
-    def __init__(self, tokenizer, template: Template, verbalizer: Verbalizer, max_length: int, causal: bool):
+    def __init__(
+        self, tokenizer, template: Template, verbalizer: Verbalizer, max_length: int, causal: bool
+    ):
         self.tokenizer = tokenizer
         self.template = template
         self.max_length = max_length
@@ -60,11 +61,19 @@ class PromptEncoder:
         # A causal LM predicts the label word right after the prompt: nothing may follow it.
         self.suffix = [] if causal else suffix
         if not causal and tokenizer.mask_token_id is None:
-            raise FewtuneError("this tokenizer has no mask token, so it cannot fill a masked-LM template")
-        self.texts = {i: self._ids(p.value, p.space) for i, p in enumerate(template.pieces) if p.kind == "text"}
+            raise FewtuneError(
+                "this tokenizer has no mask token, so it cannot fill a masked-LM template"
+            )
+        self.texts = {
+            i: self._ids(p.value, p.space)
+            for i, p in enumerate(template.pieces)
+            if p.kind == "text"
+        }
         self.verbalizer = verbalizer
         multi_token = verbalizer.multi_token or ("sum" if causal else "mean")
-        tokens = tuple(tuple(tuple(self.word_ids(w)) for w in words) for words in verbalizer.choices)
+        tokens = tuple(
+            tuple(tuple(self.word_ids(w)) for w in words) for words in verbalizer.choices
+        )
         self.label_words = LabelWords(tokens, verbalizer.reduce, multi_token, causal)
         # Single-token words (the fast path): the ids the LM head is read at, every word in class order.
         self.label_word_ids = self.label_words.first_ids
@@ -76,15 +85,21 @@ class PromptEncoder:
         return self.label_words.num_classes
 
     def _ids(self, text: str, space: bool) -> list[int]:
-        return self.tokenizer.encode((" " if space and self.spaces else "") + text, add_special_tokens=False)
+        return self.tokenizer.encode(
+            (" " if space and self.spaces else "") + text, add_special_tokens=False
+        )
 
     def word_ids(self, word: str) -> list[int]:
         """The vocabulary ids of a label word as it appears in the slot."""
         ids = self._ids(word, self.template.slot.space)
         if not ids:
-            raise FewtuneError(f"label word {word!r} has no tokens in this model's vocabulary; choose another word")
+            raise FewtuneError(
+                f"label word {word!r} has no tokens in this model's vocabulary; choose another word"
+            )
         unknown = self.tokenizer.unk_token_id
-        if unknown is not None and unknown in ids:  # every word outside the vocabulary would score alike
+        if (
+            unknown is not None and unknown in ids
+        ):  # every word outside the vocabulary would score alike
             raise FewtuneError(
                 f"label word {word!r} is not in this model's vocabulary (it becomes {self.tokenizer.unk_token}); "
                 "choose a word the model knows"
@@ -117,7 +132,9 @@ class PromptEncoder:
     def encode(self, example: Example, label: int | float) -> Encoded:
         pieces = self.template.pieces
         fields = {
-            i: self._ids(p.fill(example.fields), p.space) for i, p in enumerate(pieces) if p.kind == "field"
+            i: self._ids(p.fill(example.fields), p.space)
+            for i, p in enumerate(pieces)
+            if p.kind == "field"
         }
         fixed = len(self.prefix) + len(self.suffix) + sum(map(len, self.texts.values()))
         fixed += self.slot_tokens
@@ -141,7 +158,9 @@ class PromptEncoder:
                 ids.extend(fields[i] if p.kind == "field" else self.texts[i])
         ids.extend(self.suffix)
         if slot < 0:
-            raise FewtuneError(f"template '{self.template.text}': a causal template needs text before {{mask}}")
+            raise FewtuneError(
+                f"template '{self.template.text}': a causal template needs text before {{mask}}"
+            )
         return Encoded(input_ids=ids, label=label, slot=slot)
 
 

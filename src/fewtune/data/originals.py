@@ -36,12 +36,12 @@ import csv
 import io
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fewtune.data.dataset_source import Records, load_records
-
 from fewtune.data.tasks import TaskSpec
 from fewtune.data.text_files import check_file, text_lines
 from fewtune.errors import FewtuneError
@@ -73,14 +73,18 @@ def csv_text(rows: list) -> str:
 def load_pool(task: TaskSpec, cfg: Mapping[str, Any], source: Path, use_hub: bool = False) -> Pool:
     original, hub, dataset = cfg.get("original"), cfg.get("hub"), cfg.get("dataset")
     if dataset and not use_hub:
-        return records_pool(task, load_records(task, dataset, source), dataset.get("group_threshold"))
+        return records_pool(
+            task, load_records(task, dataset, source), dataset.get("group_threshold")
+        )
     if use_hub or not original:
         if not hub:
             raise FewtuneError(
                 f"task '{task.name}' names no {'hub dataset' if use_hub else 'data to sample from'}: add "
                 f"{'a hub' if use_hub else 'a dataset'} entry to its config (see docs/custom-tasks.md)"
             )
-        return records_pool(task, load_records(task, hub, None, hub=True), hub.get("group_threshold"), "hub")
+        return records_pool(
+            task, load_records(task, hub, None, hub=True), hub.get("group_threshold"), "hub"
+        )
     folder = Path(source) / original["dir"]
     if not folder.is_dir():
         hint = " or --hub to use its Hugging Face dataset" if hub else ""
@@ -104,11 +108,15 @@ def _label_column(task: TaskSpec, header: list[str], path: Path) -> int:
         return column
     names = header[0].rstrip("\r\n").lstrip("\ufeff").split("\t") if header else []
     if column not in names:
-        raise FewtuneError(f"task '{task.name}': no column '{column}' in the header of {path} ({names})")
+        raise FewtuneError(
+            f"task '{task.name}': no column '{column}' in the header of {path} ({names})"
+        )
     return names.index(column)
 
 
-def _group(task: TaskSpec, value: str, threshold: float | None, where: str, entry: str = "original") -> str:
+def _group(
+    task: TaskSpec, value: str, threshold: float | None, where: str, entry: str = "original"
+) -> str:
     """The row's group in the balanced sampling: its label, or for a score its bin."""
     if task.regression:
         # LM-BFF's STS-B: scores below 2.5 (the middle of [0, 5]) in one group, the rest in the other.
@@ -116,10 +124,14 @@ def _group(task: TaskSpec, value: str, threshold: float | None, where: str, entr
         try:
             return "0" if float(value) < threshold else "1"
         except ValueError:
-            raise FewtuneError(f"{where}: score '{value}' is not a number; check the task's 'columns'") from None
+            raise FewtuneError(
+                f"{where}: score '{value}' is not a number; check the task's 'columns'"
+            ) from None
     problem = task.label_problem(value)
     if problem:
-        raise FewtuneError(f"{where}: {problem}; check the task's 'labels', 'columns' and '{entry}' entries")
+        raise FewtuneError(
+            f"{where}: {problem}; check the task's 'labels', 'columns' and '{entry}' entries"
+        )
     return value
 
 
@@ -136,9 +148,13 @@ def tsv_pool(task: TaskSpec, train: Path, test: Path, threshold: float | None = 
             continue  # a blank line is no example (LM-BFF's script would sample it)
         cells = line.rstrip("\r\n").split("\t")
         if column >= len(cells):
-            raise FewtuneError(f"{train} line {line_no}: no column {column} (the label) in {len(cells)} columns")
+            raise FewtuneError(
+                f"{train} line {line_no}: no column {column} (the label) in {len(cells)} columns"
+            )
         if width is not None and len(cells) != width:
-            raise FewtuneError(f"{train} line {line_no}: {len(cells)} columns where the header has {width} (a tab inside the text? remove it)")
+            raise FewtuneError(
+                f"{train} line {line_no}: {len(cells)} columns where the header has {width} (a tab inside the text? remove it)"
+            )
         rows.append(line if line.endswith("\n") else line + "\n")
         labels.append(_group(task, cells[column].strip(), threshold, f"{train} line {line_no}"))
     test_text = "".join(text_lines(test))
@@ -158,7 +174,9 @@ def csv_pool(task: TaskSpec, train: Path, test: Path) -> Pool:
         check_file(path, "csv", header=False)
     column = task.splits["train"].columns["label"]
     rows = pd.read_csv(train, header=None).values.tolist()
-    labels = [_group(task, str(row[column]), None, f"{train} row {i + 1}") for i, row in enumerate(rows)]
+    labels = [
+        _group(task, str(row[column]), None, f"{train} row {i + 1}") for i, row in enumerate(rows)
+    ]
     test_text = csv_text(pd.read_csv(test, header=None).values.tolist())
     return Pool("csv", rows, labels, [], test_text.encode("utf-8"), str(train))
 
@@ -173,12 +191,17 @@ def sentence_files_pool(task: TaskSpec, original: Mapping[str, Any], folder: Pat
     import pandas as pd
 
     if task.format != "csv" or len(task.text_fields) != 1:
-        raise FewtuneError(f"task '{task.name}': one-file-per-label data needs a single-sentence CSV task")
+        raise FewtuneError(
+            f"task '{task.name}': one-file-per-label data needs a single-sentence CSV task"
+        )
     test = folder / original["test"]
     if not test.is_file():
         raise FewtuneError(f"task '{task.name}': the test set {test} does not exist")
     field = task.text_fields[0]
-    held_out = {sentence_key(str(s)) for s in pd.read_csv(test, header=None)[task.splits["test"].columns[field]]}
+    held_out = {
+        sentence_key(str(s))
+        for s in pd.read_csv(test, header=None)[task.splits["test"].columns[field]]
+    }
     records, labels, seen = [], [], set()
     for label, name in original["train"].items():
         label = _group(task, str(label), None, f"task '{task.name}' original.train")
@@ -201,7 +224,10 @@ def _render_records(records: list[dict], source) -> tuple[list[str], list]:
     lines, or for a CSV without a header lists of cells (written by pandas, as LM-BFF's)."""
     columns = source.columns
     if source.format == "jsonl":
-        return [], [json.dumps({columns[f]: v for f, v in r.items()}, ensure_ascii=False) + "\n" for r in records]
+        return [], [
+            json.dumps({columns[f]: v for f, v in r.items()}, ensure_ascii=False) + "\n"
+            for r in records
+        ]
     if source.format == "tsv" and source.header:
         header = ["\t".join(columns.values()) + "\n"]
         return header, ["\t".join(r.get(f, "") for f in columns) + "\n" for r in records]
@@ -224,13 +250,22 @@ def _csv_line(cells: list[str]) -> str:
     return buf.getvalue()
 
 
-def records_pool(task: TaskSpec, records: Records, threshold: float | None = None, entry: str = "dataset") -> Pool:
+def records_pool(
+    task: TaskSpec, records: Records, threshold: float | None = None, entry: str = "dataset"
+) -> Pool:
     """A dataset's train and test records, written in the task's own formats."""
-    groups = [_group(task, r["label"], threshold, where, entry) for r, where in zip(records.train, records.where)]
+    groups = [
+        _group(task, r["label"], threshold, where, entry)
+        for r, where in zip(records.train, records.where)
+    ]
     header, rows = _render_records(records.train, task.splits["train"])
     test_split = task.splits["test"]
     test_header, test_rows = _render_records(records.test, test_split)
     cells = test_split.format == "csv" and not test_split.header
     test = csv_text(test_rows) if cells else "".join(test_header + test_rows)
-    fmt = "csv" if task.splits["train"].format == "csv" and not task.splits["train"].header else "lines"
+    fmt = (
+        "csv"
+        if task.splits["train"].format == "csv" and not task.splits["train"].header
+        else "lines"
+    )
     return Pool(fmt, rows, groups, header, test.encode("utf-8"), records.source)

@@ -10,8 +10,8 @@ every other placeholder names a field of the task's examples, optionally followe
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from fewtune.errors import FewtuneError
 
@@ -71,7 +71,9 @@ class Template:
                 )
             kind = "slot" if name == SLOT else "field"
             if kind == "slot" and edits:
-                raise FewtuneError(f"template '{text}': the answer slot takes no edits; write {{{SLOT}}}")
+                raise FewtuneError(
+                    f"template '{text}': the answer slot takes no edits; write {{{SLOT}}}"
+                )
             pieces.append(Piece(kind, name, space=space, edits=edits))
             pos = match.end()
         tail = text[pos:]
@@ -114,7 +116,9 @@ class Template:
         """The template as plain text (for display and debugging)."""
         out = []
         for p in self.pieces:
-            value = slot_text if p.kind == "slot" else p.fill(fields) if p.kind == "field" else p.value
+            value = (
+                slot_text if p.kind == "slot" else p.fill(fields) if p.kind == "field" else p.value
+            )
             out.append((" " if p.space and out else "") + value)
         return "".join(out)
 

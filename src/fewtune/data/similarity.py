@@ -4,7 +4,7 @@ Sentence-BERT): the cosine. The encoder that embeds them is models/sentence_enco
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -18,7 +18,9 @@ SCALARS = (str, int, float)
 
 def check_task_config(cfg: Any) -> None:
     if not isinstance(cfg, Mapping):
-        raise FewtuneError(f"a task config must be a mapping of keys (name, format, columns, ...), not {cfg!r}")
+        raise FewtuneError(
+            f"a task config must be a mapping of keys (name, format, columns, ...), not {cfg!r}"
+        )
     name = cfg.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise FewtuneError(
@@ -29,14 +31,18 @@ def check_task_config(cfg: Any) -> None:
     if not cfg.get("regression") and cfg.get("labels") is None:
         missing.append("labels")
     if missing:
-        raise FewtuneError(f"{where}: no {missing} in its config; see docs/custom-tasks.md for a complete task")
+        raise FewtuneError(
+            f"{where}: no {missing} in its config; see docs/custom-tasks.md for a complete task"
+        )
     _kind(where, cfg, "dir", str, "a folder name under k-shot/", optional=True)
     _kind(where, cfg, "title", str, "text", optional=True)
     _kind(where, cfg, "format", str, "tsv, csv or jsonl")
     _kind(where, cfg, "header", bool, "true or false", optional=True)
     _kind(where, cfg, "regression", bool, "true or false", optional=True)
     _kind(where, cfg, "metric", str, "a metric name, e.g. acc")
-    _kind(where, cfg, "splits", Mapping, "{train: <file>, dev: <file>, test: <file>}", optional=True)
+    _kind(
+        where, cfg, "splits", Mapping, "{train: <file>, dev: <file>, test: <file>}", optional=True
+    )
     _kind(where, cfg, "columns", Mapping, "{<field>: <column name or index>, label: ...}")
     _kind(where, cfg, "template", Mapping, "{masked: '...', causal: '...'}")
     _kind(where, cfg, "verbalizer", Mapping, "{<label>: <word>, ...}")
@@ -44,7 +50,9 @@ def check_task_config(cfg: Any) -> None:
         _kind(where, cfg, key, str, "a name", optional=True)
     max_length = cfg.get("max_length", 128)
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 8:
-        raise FewtuneError(f"{where}: max_length={max_length!r}: give a whole number of tokens, at least 8 (e.g. 128)")
+        raise FewtuneError(
+            f"{where}: max_length={max_length!r}: give a whole number of tokens, at least 8 (e.g. 128)"
+        )
     _check_columns(where, cfg["columns"])
     _check_fields(where, cfg.get("text_fields", ("sentence",)))
     _check_labels(where, cfg.get("labels"))
@@ -69,7 +77,9 @@ def _check_columns(where: str, columns: Mapping) -> None:
 
 def _check_fields(where: str, fields: Any) -> None:
     if isinstance(fields, str) or not isinstance(fields, (list, tuple)) or not fields:
-        raise FewtuneError(f"{where}: text_fields is {fields!r}; list the text fields, e.g. [sentence]")
+        raise FewtuneError(
+            f"{where}: text_fields is {fields!r}; list the text fields, e.g. [sentence]"
+        )
     for field in fields:
         if not isinstance(field, str) or not FIELD.match(field) or field in ("label", "mask"):
             raise FewtuneError(
@@ -84,13 +94,19 @@ def _check_labels(where: str, labels: Any) -> None:
     if labels is None:
         return
     if isinstance(labels, (str, Mapping)) or not isinstance(labels, (list, tuple)):
-        raise FewtuneError(f"{where}: labels is {labels!r}; list them as written in the data, e.g. [\"0\", \"1\"]")
+        raise FewtuneError(
+            f'{where}: labels is {labels!r}; list them as written in the data, e.g. ["0", "1"]'
+        )
     for label in labels:
         if isinstance(label, bool):
             # YAML reads yes/no/true/false/on/off as booleans: the data's "yes" would never match.
-            raise FewtuneError(f"{where}: label {label!r} is a YAML boolean; quote it as the data writes it (e.g. \"yes\")")
+            raise FewtuneError(
+                f'{where}: label {label!r} is a YAML boolean; quote it as the data writes it (e.g. "yes")'
+            )
         if not isinstance(label, SCALARS) or not str(label).strip():
-            raise FewtuneError(f"{where}: label {label!r} is not a label as the data writes it; quote it as text")
+            raise FewtuneError(
+                f"{where}: label {label!r} is not a label as the data writes it; quote it as text"
+            )
     names = [str(label) for label in labels]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -103,10 +119,16 @@ def _check_labels(where: str, labels: Any) -> None:
 
 def _check_templates(where: str, templates: Mapping) -> None:
     if not templates:
-        raise FewtuneError(f"{where}: template is empty; give a template for 'masked' and/or 'causal' models")
+        raise FewtuneError(
+            f"{where}: template is empty; give a template for 'masked' and/or 'causal' models"
+        )
     unknown = sorted(set(map(str, templates)) - {"masked", "causal"})
     if unknown:
-        raise FewtuneError(f"{where}: template has key(s) {unknown}; the keys are 'masked' and 'causal' (model families)")
+        raise FewtuneError(
+            f"{where}: template has key(s) {unknown}; the keys are 'masked' and 'causal' (model families)"
+        )
     for family, text in templates.items():
         if not isinstance(text, str):
-            raise FewtuneError(f"{where}: template.{family} is {text!r}; write it as text, e.g. \"{{sentence}} It was {{mask}}\"")
+            raise FewtuneError(
+                f'{where}: template.{family} is {text!r}; write it as text, e.g. "{{sentence}} It was {{mask}}"'
+            )

@@ -8,12 +8,12 @@ no code.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from fewtune.data.task_checks import check_task_config
-
 from fewtune.data.text_files import json_lines, read_text, table_rows
 from fewtune.data.verbalizers import check_settings, word_list
 from fewtune.errors import FewtuneError
@@ -74,7 +74,7 @@ class TaskSpec:
     multi_token: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "TaskSpec":
+    def from_config(cls, cfg: Mapping[str, Any]) -> TaskSpec:
         from omegaconf import OmegaConf
 
         if OmegaConf.is_config(cfg):
@@ -89,7 +89,10 @@ class TaskSpec:
             dir=cfg["dir"],
             format=cfg["format"],
             header=bool(cfg["header"]),
-            splits={split: _split_file(name, split, entry, cfg) for split, entry in dict(cfg["splits"]).items()},
+            splits={
+                split: _split_file(name, split, entry, cfg)
+                for split, entry in dict(cfg["splits"]).items()
+            },
             columns=dict(cfg["columns"]),
             labels=labels,
             metric=cfg["metric"],
@@ -115,10 +118,14 @@ class TaskSpec:
             raise FewtuneError(f"{where}: no file named for split(s) {missing} under 'splits'")
         for split, source in self.splits.items():
             if source.format not in FORMATS:
-                raise FewtuneError(f"{where}: split '{split}' has format '{source.format}', not one of {list(FORMATS)}")
+                raise FewtuneError(
+                    f"{where}: split '{split}' has format '{source.format}', not one of {list(FORMATS)}"
+                )
             for name in (*self.text_fields, "label"):
                 if name not in source.columns:
-                    raise FewtuneError(f"{where}: field '{name}' has no column under 'columns' (split '{split}')")
+                    raise FewtuneError(
+                        f"{where}: field '{name}' has no column under 'columns' (split '{split}')"
+                    )
         self._validate_labels(where)
         check_metric(self.metric, self.regression, where)
         self._validate_verbalizer(where)
@@ -144,12 +151,18 @@ class TaskSpec:
     def _validate_labels(self, where: str) -> None:
         if not self.regression:
             if not self.labels:
-                raise FewtuneError(f"{where}: no 'labels'; list the labels, or set 'regression: true' for a score")
+                raise FewtuneError(
+                    f"{where}: no 'labels'; list the labels, or set 'regression: true' for a score"
+                )
             return
         if self.labels:
-            raise FewtuneError(f"{where}: a regression task has a score, not 'labels'; remove 'labels'")
+            raise FewtuneError(
+                f"{where}: a regression task has a score, not 'labels'; remove 'labels'"
+            )
         if self.score_range is None or not self.score_range[0] < self.score_range[1]:
-            raise FewtuneError(f"{where}: a regression task needs 'score_range: [min, max]' with min < max")
+            raise FewtuneError(
+                f"{where}: a regression task needs 'score_range: [min, max]' with min < max"
+            )
 
     @property
     def answer_keys(self) -> tuple[str, ...]:
@@ -184,7 +197,9 @@ class TaskSpec:
             score = None
         if score is not None and low <= score <= high:
             return None
-        return f"score '{label}' is not a number in task '{self.name}' score_range [{low:g}, {high:g}]"
+        return (
+            f"score '{label}' is not a number in task '{self.name}' score_range [{low:g}, {high:g}]"
+        )
 
     def split_dir(self, data_dir: str | Path, k: int, seed: int) -> Path:
         """LM-BFF's layout: <data_dir>/k-shot/<TASK>/<K>-<seed>/, with clear errors."""
@@ -196,7 +211,9 @@ class TaskSpec:
             )
         task_dir = data_dir / "k-shot" / self.dir
         if not task_dir.is_dir():
-            raise FewtuneError(f"task '{self.name}': no folder {task_dir}; is {data_dir} the LM-BFF data folder?")
+            raise FewtuneError(
+                f"task '{self.name}': no folder {task_dir}; is {data_dir} the LM-BFF data folder?"
+            )
         folder = task_dir / f"{k}-{seed}"
         if not folder.is_dir():
             available = sorted(p.name for p in task_dir.iterdir() if p.is_dir())
@@ -217,7 +234,11 @@ class TaskSpec:
             base = Path(data_dir) if data_dir is not None else base.parents[2]
         path = base / source.path
         if not path.is_file():
-            hint = "; add it, or evaluate on the dev split instead with test_split=dev" if split == "test" else ""
+            hint = (
+                "; add it, or evaluate on the dev split instead with test_split=dev"
+                if split == "test"
+                else ""
+            )
             raise FewtuneError(f"task '{self.name}': the {split} file {path} does not exist{hint}")
         return path
 
@@ -228,7 +249,9 @@ class TaskSpec:
             self.split_path(split, folder, data_dir)
         return folder
 
-    def read_split(self, folder: Path, split: str, data_dir: str | Path | None = None) -> list[Example]:
+    def read_split(
+        self, folder: Path, split: str, data_dir: str | Path | None = None
+    ) -> list[Example]:
         return read_examples(self, self.split_path(split, folder, data_dir), self.splits[split])
 
 
@@ -250,7 +273,9 @@ def _split_file(task: str, split: str, entry: Any, cfg: Mapping[str, Any]) -> Sp
         )
     unknown = sorted(set(entry) - set(_SPLIT_KEYS))
     if unknown:
-        raise FewtuneError(f"task '{task}': split '{split}' has unknown key(s) {unknown}; use {list(_SPLIT_KEYS)}")
+        raise FewtuneError(
+            f"task '{task}': split '{split}' has unknown key(s) {unknown}; use {list(_SPLIT_KEYS)}"
+        )
     return SplitFile(
         path=str(entry["path"]),
         format=entry.get("format", defaults["format"]),
@@ -266,7 +291,9 @@ def _score_range(task: str, value: Any) -> tuple[float, float] | None:
     try:
         low, high = (float(x) for x in value)
     except (TypeError, ValueError):
-        raise FewtuneError(f"task '{task}': score_range {value!r} is not [min, max], two numbers") from None
+        raise FewtuneError(
+            f"task '{task}': score_range {value!r} is not [min, max], two numbers"
+        ) from None
     return low, high
 
 
@@ -279,7 +306,9 @@ def _label_words(task: str, verbalizer: Mapping[Any, Any]) -> dict[str, str | tu
     return words
 
 
-def _rows(source: SplitFile, path: Path, same_width: bool = True) -> Iterator[tuple[int, list | dict]]:
+def _rows(
+    source: SplitFile, path: Path, same_width: bool = True
+) -> Iterator[tuple[int, list | dict]]:
     """Yield (line number, row): a list of cells for TSV/CSV, a dict for JSONL; read strictly
     (data/text_files.py: encoding, quotes and row widths name their file and line)."""
     text = read_text(path)  # a byte-order mark (MRPC's) is dropped
@@ -289,7 +318,9 @@ def _rows(source: SplitFile, path: Path, same_width: bool = True) -> Iterator[tu
     return table_rows(text, path, source.format, same_width)
 
 
-def _column_keys(spec: TaskSpec, source: SplitFile, path: Path, header: list[str] | None) -> dict[str, Any]:
+def _column_keys(
+    spec: TaskSpec, source: SplitFile, path: Path, header: list[str] | None
+) -> dict[str, Any]:
     """field -> list index (TSV/CSV; a header name becomes its position) or dict key (JSONL)."""
     keys = {}
     for name in (*spec.text_fields, "label"):
@@ -310,7 +341,9 @@ def _column_keys(spec: TaskSpec, source: SplitFile, path: Path, header: list[str
 
 def read_examples(spec: TaskSpec, path: Path, source: SplitFile | None = None) -> list[Example]:
     """Read one split file; ``source`` says its format and columns (default: the task's own)."""
-    source = source or SplitFile(path=str(path), format=spec.format, header=spec.header, columns=spec.columns)
+    source = source or SplitFile(
+        path=str(path), format=spec.format, header=spec.header, columns=spec.columns
+    )
     # Rows of another width are refused, unless the task counts columns from the end (SNLI's -1).
     ragged = any(isinstance(c, int) and c < 0 for c in source.columns.values())
     rows = _rows(source, path, same_width=not ragged)

@@ -40,14 +40,18 @@ def text_lines(path: Path) -> list[str]:
     return io.StringIO(read_text(path, keep_bom=True), newline=None).readlines()
 
 
-def table_rows(text: str, path: Path, fmt: str, same_width: bool = True) -> Iterator[tuple[int, list[str]]]:
+def table_rows(
+    text: str, path: Path, fmt: str, same_width: bool = True
+) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) of a CSV (quoted, as pandas writes it) or TSV (unquoted, GLUE) text.
 
     Blank lines are skipped. With ``same_width``, every row must have as many cells as the first
     one (the header, where there is one).
     """
     quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[fmt], quoting=quoting, strict=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=DELIMITERS[fmt], quoting=quoting, strict=True
+    )
     width, first_line = None, 0
     while True:
         start = reader.line_num + 1
@@ -62,7 +66,11 @@ def table_rows(text: str, path: Path, fmt: str, same_width: bool = True) -> Iter
         if width is None:
             width, first_line = len(row), start
         elif same_width and len(row) != width:
-            inside = "an unquoted comma in the text? quote the text" if fmt == "csv" else "a tab inside the text? remove it"
+            inside = (
+                "an unquoted comma in the text? quote the text"
+                if fmt == "csv"
+                else "a tab inside the text? remove it"
+            )
             raise FewtuneError(
                 f"{path} line {start}: {len(row)} columns where line {first_line} has {width} ({inside})"
             )
@@ -77,7 +85,7 @@ def _quote_problem(path: Path, start: int, end: int, message: str) -> str:
         )
     return (
         f"{path} line {start}: a quote in this row is not closed where it should be (the CSV reader stopped "
-        f"at line {end}: {message}); close the quote, or double a quote inside quoted text (\"\")"
+        f'at line {end}: {message}); close the quote, or double a quote inside quoted text ("")'
     )
 
 
@@ -89,7 +97,9 @@ def json_lines(text: str, path: Path) -> Iterator[tuple[int, dict]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as err:
-            raise FewtuneError(f"{path} line {line_no}: not a JSON object ({err.msg}); one object a line") from None
+            raise FewtuneError(
+                f"{path} line {line_no}: not a JSON object ({err.msg}); one object a line"
+            ) from None
         if not isinstance(value, dict):
             raise FewtuneError(
                 f"{path} line {line_no}: a JSON {type(value).__name__}, not an object; write one object a line"

@@ -11,8 +11,9 @@ models/multi_token.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from fewtune.errors import FewtuneError
 
@@ -22,14 +23,22 @@ MULTI_TOKEN = ("sum", "mean")
 
 def word_list(where: str, key: Any, value: Any) -> tuple[str, ...]:
     """A label's words: one string, or a non-empty list of strings."""
-    words = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+    words = (
+        (value,)
+        if isinstance(value, str)
+        else tuple(value)
+        if isinstance(value, (list, tuple))
+        else None
+    )
     if words is None:
         # YAML reads unquoted Yes/No/on/off as booleans: "No" would become the word "False".
         raise FewtuneError(
             f"{where}: the label word of '{key}' is {value!r}, not text; quote it in the YAML (e.g. \"No\")"
         )
     if not words:
-        raise FewtuneError(f"{where}: label '{key}' has an empty list of words; give a word or a list of words")
+        raise FewtuneError(
+            f"{where}: label '{key}' has an empty list of words; give a word or a list of words"
+        )
     for word in words:
         if not isinstance(word, str) or not word.strip():
             raise FewtuneError(
@@ -40,7 +49,9 @@ def word_list(where: str, key: Any, value: Any) -> tuple[str, ...]:
 
 def check_settings(where: str, reduce: str, multi_token: str | None) -> None:
     if reduce not in REDUCES:
-        raise FewtuneError(f"{where}: verbalizer_reduce '{reduce}' is unknown; use one of {list(REDUCES)}")
+        raise FewtuneError(
+            f"{where}: verbalizer_reduce '{reduce}' is unknown; use one of {list(REDUCES)}"
+        )
     if multi_token is not None and multi_token not in MULTI_TOKEN:
         raise FewtuneError(
             f"{where}: multi_token '{multi_token}' is unknown; use one of {list(MULTI_TOKEN)} (or null: "
@@ -53,21 +64,30 @@ class Verbalizer:
     words, LabelWords below); ``words[i]`` is its first word, the one a demonstration shows."""
 
     def __init__(
-        self, mapping: Mapping[str, Any], labels: Iterable[str], reduce: str = "mean", multi_token: str | None = None
+        self,
+        mapping: Mapping[str, Any],
+        labels: Iterable[str],
+        reduce: str = "mean",
+        multi_token: str | None = None,
     ):
         check_settings("verbalizer", reduce, multi_token)
         self.labels = tuple(labels)
-        self.choices = tuple(word_list("verbalizer", label, mapping[label]) for label in self.labels)
+        self.choices = tuple(
+            word_list("verbalizer", label, mapping[label]) for label in self.labels
+        )
         self.words = tuple(words[0] for words in self.choices)
         self.reduce = reduce
         self.multi_token = multi_token  # None: the family's default
 
     @classmethod
-    def of_task(cls, task) -> "Verbalizer":
+    def of_task(cls, task) -> Verbalizer:
         return cls(task.verbalizer, task.answer_keys, task.verbalizer_reduce, task.multi_token)
 
     def __repr__(self) -> str:
-        shown = {label: words[0] if len(words) == 1 else list(words) for label, words in zip(self.labels, self.choices)}
+        shown = {
+            label: words[0] if len(words) == 1 else list(words)
+            for label, words in zip(self.labels, self.choices)
+        }
         return f"Verbalizer({shown})"
 
 
@@ -81,7 +101,7 @@ class LabelWords:
     causal: bool = True
 
     @classmethod
-    def single(cls, ids) -> "LabelWords":
+    def single(cls, ids) -> LabelWords:
         """One single-token word per class (the ids of the original verbalizers)."""
         return cls(tokens=tuple(((int(i),),) for i in ids))
 

@@ -32,7 +32,9 @@ LLAMA_TYPES = ("llama",)
 class State:
     hidden: torch.Tensor  # [rows, T, H] after the layers run so far
     padding: torch.Tensor  # [rows, T] the 2-D attention mask (1 = token)
-    mask: object  # what the layers take as attention_mask (a tensor, or None where it is not needed)
+    mask: (
+        object  # what the layers take as attention_mask (a tensor, or None where it is not needed)
+    )
     rotary: tuple | None = None  # Llama's (cos, sin) of positions 0..T-1: the same for every row
 
 
@@ -102,7 +104,13 @@ class LayerRunner:
 
         config = self.body.config
         if self.kind == "bert":
-            return create_bidirectional_mask(config=config, inputs_embeds=hidden, attention_mask=padding)
+            return create_bidirectional_mask(
+                config=config, inputs_embeds=hidden, attention_mask=padding
+            )
         return create_causal_mask(
-            config=config, inputs_embeds=hidden, attention_mask=padding, cache=None, position_ids=self._positions(hidden)
+            config=config,
+            inputs_embeds=hidden,
+            attention_mask=padding,
+            cache=None,
+            position_ids=self._positions(hidden),
         )

@@ -19,11 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewtune.models.classifier_head import ClassifierModule
-
-from fewtune.exits.rules import ExitSettings, make_rule
-from fewtune.models.label_scores import class_scores
 from fewtune.exits.layerwise import LayerRunner
+from fewtune.exits.rules import ExitSettings, make_rule
+from fewtune.models.classifier_head import ClassifierModule
+from fewtune.models.label_scores import class_scores
 from fewtune.models.prompt_head import PromptModule, word_logits
 
 # What each exit needs of the batch, sliced with the rows that go on.
@@ -39,7 +38,9 @@ class EarlyExit:
         self.runner = LayerRunner(self.model.base_model)
         self.exit_layers = exit_settings.exit_layers(self.runner.num_layers)
         self._exited_at: list[torch.Tensor] = []
-        self.last_exit_layers: torch.Tensor | None = None  # the last batch's, from an early-exit rule
+        self.last_exit_layers: torch.Tensor | None = (
+            None  # the last batch's, from an early-exit rule
+        )
 
     def exit_logits(self, hidden: torch.Tensor, batch: dict, layer: int) -> torch.Tensor:
         raise NotImplementedError
@@ -63,7 +64,9 @@ class EarlyExit:
         leaves the batch: later layers never compute it."""
         rows = {key: batch[key] for key in ROW_KEYS if key in batch}
         state = self.runner.start(rows["input_ids"], rows["attention_mask"])
-        index = torch.arange(len(rows["input_ids"]), device=rows["input_ids"].device)  # the rows left
+        index = torch.arange(
+            len(rows["input_ids"]), device=rows["input_ids"].device
+        )  # the rows left
         logits = exited_at = None
         rule, last = make_rule(self.exit_settings), self.exit_layers[-1]
         for i in range(last):
@@ -74,7 +77,11 @@ class EarlyExit:
             if logits is None:
                 logits = now.new_empty(len(index), now.size(-1))
                 exited_at = torch.full((len(index),), last, device=index.device)
-            done = rule(now) if i + 1 < last else torch.ones(len(now), dtype=torch.bool, device=now.device)
+            done = (
+                rule(now)
+                if i + 1 < last
+                else torch.ones(len(now), dtype=torch.bool, device=now.device)
+            )
             logits[index[done]] = now[done]
             exited_at[index[done]] = i + 1
             going = ~done
@@ -100,7 +107,9 @@ class EarlyExit:
         weights = self.exit_settings.weights(self.exit_layers)
         loss = sum(w * losses[layer] for w, layer in zip(weights, self.exit_layers)) / sum(weights)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
-        self.log_dict({f"train/loss_layer{layer}": v for layer, v in losses.items()}, batch_size=len(labels))
+        self.log_dict(
+            {f"train/loss_layer{layer}": v for layer, v in losses.items()}, batch_size=len(labels)
+        )
         return loss
 
     def on_validation_epoch_start(self):

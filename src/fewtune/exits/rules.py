@@ -11,8 +11,9 @@ The last layer is always an exit: whatever is left there exits with the final he
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -55,7 +56,7 @@ class ExitSettings:
         """Each exit's weight in the training loss: its layer number (PABEE), or 1 each."""
         return [float(layer) if self.loss_weights == "index" else 1.0 for layer in layers]
 
-    def with_rule(self, rule: str, value: float | None = None) -> "ExitSettings":
+    def with_rule(self, rule: str, value: float | None = None) -> ExitSettings:
         """The same exits with another rule (and its threshold): what fewtune.exits sweeps."""
         _check_rule(rule)
         if rule == "patience":
@@ -72,15 +73,22 @@ def from_run(cfg: Mapping[str, Any], regression: bool) -> ExitSettings | None:
 
 
 def settings(
-    exit_cfg: Mapping[str, Any] | None, regression: bool = False, peft_name: str = "none", demonstrations: bool = False
+    exit_cfg: Mapping[str, Any] | None,
+    regression: bool = False,
+    peft_name: str = "none",
+    demonstrations: bool = False,
 ) -> ExitSettings | None:
     """The exit settings, None for exit=none; checked before any weights load."""
     if not exit_cfg or exit_cfg.get("name", "none") == "none":
         return None
     if demonstrations:
-        raise FewtuneError("exit: early exit does not support methods with demonstrations yet; use exit=none")
+        raise FewtuneError(
+            "exit: early exit does not support methods with demonstrations yet; use exit=none"
+        )
     if regression:
-        raise FewtuneError("exit: early exit is for classification tasks; a regression task (STS-B) needs exit=none")
+        raise FewtuneError(
+            "exit: early exit is for classification tasks; a regression task (STS-B) needs exit=none"
+        )
     if peft_name in VIRTUAL_TOKEN_PEFT:
         raise FewtuneError(
             f"exit with peft={peft_name}: its virtual tokens go in front of the body, which early exit runs "
@@ -88,15 +96,23 @@ def settings(
         )
     every = exit_cfg.get("every", 1)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise FewtuneError(f"exit.every={every} must be a whole number >= 1 (an exit after every n-th layer)")
+        raise FewtuneError(
+            f"exit.every={every} must be a whole number >= 1 (an exit after every n-th layer)"
+        )
     layers = exit_cfg.get("layers")
     if layers is not None:
         layers = tuple(layers) if not isinstance(layers, int) else (layers,)
-        if not layers or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in layers):
-            raise FewtuneError(f"exit.layers={list(layers)} must be layer numbers >= 1, e.g. exit.layers=[2,4]")
+        if not layers or any(
+            isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in layers
+        ):
+            raise FewtuneError(
+                f"exit.layers={list(layers)} must be layer numbers >= 1, e.g. exit.layers=[2,4]"
+            )
     weights = exit_cfg.get("loss_weights", "index")
     if weights not in LOSS_WEIGHTS:
-        raise FewtuneError(f"exit.loss_weights='{weights}' is unknown; use one of {list(LOSS_WEIGHTS)}")
+        raise FewtuneError(
+            f"exit.loss_weights='{weights}' is unknown; use one of {list(LOSS_WEIGHTS)}"
+        )
     rule = exit_cfg.get("rule", "none")
     _check_rule(rule)
     return ExitSettings(
@@ -118,13 +134,17 @@ def _patience(value) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FewtuneError(f"exit.patience={value} must be a whole number >= 1 (unchanged predictions in a row)")
+        raise FewtuneError(
+            f"exit.patience={value} must be a whole number >= 1 (unchanged predictions in a row)"
+        )
     return value
 
 
 def _entropy(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise FewtuneError(f"exit.entropy={value} must be a number >= 0 (nats; log(num_labels) is the maximum)")
+        raise FewtuneError(
+            f"exit.entropy={value} must be a number >= 0 (nats; log(num_labels) is the maximum)"
+        )
     return float(value)
 
 
@@ -178,7 +198,9 @@ def make_rule(exit_settings: ExitSettings):
     return Never()
 
 
-def replay(exit_settings: ExitSettings, per_exit: dict[int, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def replay(
+    exit_settings: ExitSettings, per_exit: dict[int, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """What ``early_exit`` returns (label logits, exit layer per example), decided from every exit's
     logits of a batch that ran through all layers: a rule looks only at an example's own exits up
     to its exit, so the decision is the same, and no layer has to run again per setting."""

@@ -10,14 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs.atomic import write_file_atomic
 
-SKIPPED_FOLDERS = {"checkpoints", "wandb"}  # W&B's own JSON files: large, and the table does not read them
+SKIPPED_FOLDERS = {
+    "checkpoints",
+    "wandb",
+}  # W&B's own JSON files: large, and the table does not read them
 
 
 def kept_files(root: Path, predictions: bool = True) -> list[Path]:
     """The files below ``root`` that the table reads, relative to ``root``."""
+
     def read_by_table(path: Path) -> bool:
         if path.parent.name == ".hydra":
             return path.name in ("config.yaml", "overrides.yaml")
@@ -34,10 +37,14 @@ def archive(roots: list[Path], out: Path, predictions: bool = True) -> int:
     copied = 0
     for root in roots:
         if not root.is_dir():
-            raise FewtuneError(f"{root} is not a folder; give a multirun folder (outputs/multiruns/<name>)")
+            raise FewtuneError(
+                f"{root} is not a folder; give a multirun folder (outputs/multiruns/<name>)"
+            )
         files = kept_files(root, predictions)
         if not any(f.name == "config.yaml" for f in files):
-            raise FewtuneError(f"no runs (folders with .hydra/config.yaml) under {root}; nothing to archive")
+            raise FewtuneError(
+                f"no runs (folders with .hydra/config.yaml) under {root}; nothing to archive"
+            )
         for relative in files:
             write_file_atomic(out / root.name / relative, (root / relative).read_bytes())
         copied += len(files)

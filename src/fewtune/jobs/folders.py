@@ -55,7 +55,9 @@ class OutputFolderCheck(Callback):
         problem = folder_problem(Path(str(folder)))
         if problem:
             # SystemExit: Hydra turns an Exception raised in a callback into a warning and goes on.
-            raise SystemExit(f"error: {key}={folder}: {problem}; give {key}=<a folder you can write to>")
+            raise SystemExit(
+                f"error: {key}={folder}: {problem}; give {key}=<a folder you can write to>"
+            )
 
 
 def remove_partial_writes(out: Path) -> list[Path]:
@@ -67,5 +69,9 @@ def remove_partial_writes(out: Path) -> list[Path]:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     if removed:
-        log.info("removed %d file(s) left by an interrupted write: %s", len(removed), ", ".join(p.name for p in removed))
+        log.info(
+            "removed %d file(s) left by an interrupted write: %s",
+            len(removed),
+            ", ".join(p.name for p in removed),
+        )
     return removed

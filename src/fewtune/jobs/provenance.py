@@ -35,7 +35,9 @@ def versions() -> dict[str, str | None]:
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):  # no git program, or it hangs
         return None
     return done.stdout if done.returncode == 0 else None
@@ -48,7 +50,10 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--", *CODE_PATHS) if commit else None
-    return {"commit": commit.strip() if commit else None, "dirty": None if status is None else bool(status.strip())}
+    return {
+        "commit": commit.strip() if commit else None,
+        "dirty": None if status is None else bool(status.strip()),
+    }
 
 
 @functools.cache
@@ -88,7 +93,9 @@ def data_files(cfg) -> dict[str, dict[str, str]]:
         except ValueError:
             name = str(path)
         files[role] = {"file": name, "md5": md5(path)}
-    words = searched_words_file(cfg)  # method=prompt-autowords reads its label words from a file too
+    words = searched_words_file(
+        cfg
+    )  # method=prompt-autowords reads its label words from a file too
     if words is not None:
         files["label_words"] = {"file": str(words), "md5": md5(words)}
     return files

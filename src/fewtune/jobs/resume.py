@@ -26,7 +26,6 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs import provenance
 from fewtune.jobs.atomic import replaced
 from fewtune.jobs.folders import remove_partial_writes
@@ -61,14 +60,18 @@ IGNORED_CALLBACKS = ("ProgressBar", "ModelSummary", "LearningRateMonitor")
 
 
 def config_hash(cfg: DictConfig, data: dict[str, Any]) -> str:
-    own = set(plugin_settings(cfg.get("method") or {}).get("task_keys") or ())  # before IGNORED nulls it
+    own = set(
+        plugin_settings(cfg.get("method") or {}).get("task_keys") or ()
+    )  # before IGNORED nulls it
     material = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for key in IGNORED:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(material, parent) if parent else material
         if isinstance(node, DictConfig) and leaf in node:
             child = node._get_node(leaf)
-            if isinstance(child, DictConfig):  # null each value: ${paths.output_dir}/x still resolves
+            if isinstance(
+                child, DictConfig
+            ):  # null each value: ${paths.output_dir}/x still resolves
                 for name in child:
                     child[name] = None
             else:
@@ -91,7 +94,11 @@ def config_hash(cfg: DictConfig, data: dict[str, Any]) -> str:
             node = node.get(name) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    text = json.dumps({"config": resolved, "data": {k: v["md5"] for k, v in data.items()}}, sort_keys=True, default=str)
+    text = json.dumps(
+        {"config": resolved, "data": {k: v["md5"] for k, v in data.items()}},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -114,7 +121,9 @@ class ResumeCheckpoint(ModelCheckpoint):
     """Everything needed to continue, at each dev evaluation, stamped with the config hash."""
 
     def __init__(self, dirpath: Path, config_hash: str):
-        super().__init__(dirpath=dirpath, filename=LAST, monitor=None, save_top_k=1, save_weights_only=False)
+        super().__init__(
+            dirpath=dirpath, filename=LAST, monitor=None, save_top_k=1, save_weights_only=False
+        )
         self.config_hash = config_hash
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -168,7 +177,9 @@ class Job:
                 if "config_hash" not in stored
                 else f"is for another config (hash {stored['config_hash']}, now {self.hash})"
             )
-            log.warning("rerunning %s: its metrics.json %s; kept as %s", self.out, why, PREVIOUS_METRICS)
+            log.warning(
+                "rerunning %s: its metrics.json %s; kept as %s", self.out, why, PREVIOUS_METRICS
+            )
             metrics.replace(self.out / PREVIOUS_METRICS)
         (self.out / FAILED_FILE).unlink(missing_ok=True)  # stale: this attempt decides
         stamp = checkpoint_stamp(self.last) if self.enabled and self.last.is_file() else None
@@ -207,7 +218,9 @@ class Job:
         if (self.out / TASK_WEIGHTS_FILE).is_file():
             load_task_weights(module, self.out / TASK_WEIGHTS_FILE)
             return None
-        raise FewtuneError(f"the best checkpoint {path} is gone; delete {self.last} to train this job again")
+        raise FewtuneError(
+            f"the best checkpoint {path} is gone; delete {self.last} to train this job again"
+        )
 
     def record(self) -> dict[str, Any]:
         """What metrics.json adds: the hash that makes the job skippable, and provenance."""

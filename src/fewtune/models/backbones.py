@@ -7,12 +7,12 @@ label word as the next token. Either can also get a new classifier head.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from fewtune.errors import FewtuneError
-
 from fewtune.models import packaged
 
 if TYPE_CHECKING:
@@ -41,7 +41,9 @@ def resolve(model_cfg: Mapping[str, Any], cache_dir: str | Path) -> BackboneSpec
         path = packaged.minilm_path()
     elif source is None:
         if not model_cfg.get("path"):
-            raise FewtuneError("model.path is empty: give a Hugging Face model id or a local folder")
+            raise FewtuneError(
+                "model.path is empty: give a Hugging Face model id or a local folder"
+            )
         path = model_cfg["path"]
     else:
         raise FewtuneError(f"model.packaged='{source}' is unknown; use smollm2, minilm or null")
@@ -88,7 +90,9 @@ def hub_call(fn, path: str, local: bool, **kwargs):
         return fn(path, local_files_only=local, **kwargs)
     except OSError as err:
         if local:
-            raise FewtuneError(f"could not load the model in {path}: {str(err).splitlines()[0]}") from None
+            raise FewtuneError(
+                f"could not load the model in {path}: {str(err).splitlines()[0]}"
+            ) from None
         raise FewtuneError(
             f"could not load '{path}' from the Hugging Face hub (the hub is unreachable or the id is "
             f"unknown); {OFFLINE_HINT}"
@@ -127,7 +131,11 @@ _reusable: dict[tuple, tuple] = {}
 
 
 def load_model(
-    spec: BackboneSpec, head: str, num_labels: int = 2, pad_token_id: int | None = None, reuse: bool = True
+    spec: BackboneSpec,
+    head: str,
+    num_labels: int = 2,
+    pad_token_id: int | None = None,
+    reuse: bool = True,
 ):
     """``head='lm'``: the pre-trained LM head; ``head='classifier'``: a new classification head;
     ``head='body'``: no head.
@@ -136,7 +144,11 @@ def load_model(
     the reuse cache: peft changes a model in place (injected layers, a wrapped body).
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+    )
 
     dtype = getattr(torch, spec.dtype)
     if head == "lm":
@@ -151,7 +163,10 @@ def load_model(
         model = hub_call(cls.from_pretrained, spec.path, spec.local, dtype=dtype)
         if reuse:
             _reusable.clear()  # one backbone at a time: a grid over models must not pile them up
-            _reusable[key] = (model, {name: t.detach().clone() for name, t in model.state_dict().items()})
+            _reusable[key] = (
+                model,
+                {name: t.detach().clone() for name, t in model.state_dict().items()},
+            )
         return model
     if head == "classifier":
         model = hub_call(

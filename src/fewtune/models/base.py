@@ -10,14 +10,13 @@ A regression task (STS-B) reads the same logits as a score in [0, 1]: ``score`` 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from fewtune.data.lengths import LengthLadder
-
 from fewtune.models import attention
 from fewtune.models.device_defaults import pack_setting, packs_on
 from fewtune.run.metrics import build_metrics, to_floats
@@ -165,7 +164,9 @@ class FewShotModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.trained_only_checkpoints:
             trained = {name for name, p in self.named_parameters() if p.requires_grad}
-            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
+            checkpoint["state_dict"] = {
+                k: v for k, v in checkpoint["state_dict"].items() if k in trained
+            }
 
     def trainable_groups(self) -> list:
         """What the optimizer gets: the trainable parameters, or parameter groups with their own lr."""
@@ -177,4 +178,7 @@ class FewShotModule(pl.LightningModule):
             return optimizer
         total = max(self.trainer.max_steps, 1)
         scheduler = self.scheduler_factory(optimizer, num_training_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

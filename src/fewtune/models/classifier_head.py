@@ -16,16 +16,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewtune.models.base import FewShotModule
-
-from fewtune.models.packing import pack, packed_hidden
 from fewtune.models.backbones import split_lm
+from fewtune.models.base import FewShotModule
+from fewtune.models.packing import pack, packed_hidden
 from fewtune.models.pooling import Pooling
 
 
 class ClassifierModule(FewShotModule):
     def __init__(
-        self, model: nn.Module, num_labels: int, pooling: Pooling | None = None, head_lr: float | None = None, **kwargs
+        self,
+        model: nn.Module,
+        num_labels: int,
+        pooling: Pooling | None = None,
+        head_lr: float | None = None,
+        **kwargs,
     ):
         super().__init__(num_labels=num_labels, **kwargs)
         self.model = model
@@ -37,7 +41,9 @@ class ClassifierModule(FewShotModule):
 
     def padded_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.pooling is None:
-            return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            return self.model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
         body, _ = split_lm(self.model)
         hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
         return self.apply_head(self.pooling(hidden, batch["attention_mask"]))

@@ -51,7 +51,9 @@ def _masked(body, head, batch: dict, words: LabelWords) -> torch.Tensor:
     hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
     steps = torch.arange(tokens.size(1), device=hidden.device)
     rows = torch.arange(hidden.size(0), device=hidden.device)[:, None]
-    log_probs = _head_log_probs(head, hidden[rows, batch["slot"][:, None] + steps])  # [batch, masks, vocab]
+    log_probs = _head_log_probs(
+        head, hidden[rows, batch["slot"][:, None] + steps]
+    )  # [batch, masks, vocab]
     per_token = log_probs[:, steps.expand_as(tokens), tokens]  # [batch, words, tokens]
     return _reduce_tokens(per_token, valid, words.multi_token)
 
@@ -70,10 +72,16 @@ def _causal(body, head, batch: dict, words: LabelWords) -> torch.Tensor:
     step = (pos - lengths[:, None])[:, None].expand(-1, n_words, -1)  # [batch, words, width]
     word_len = valid.sum(-1)[None, :, None]  # [1, words, 1]
     in_word = (step >= 0) & (step < word_len)
-    appended = tokens[torch.arange(n_words, device=ids.device)[None, :, None], step.clamp(0, n_tokens - 1)]
-    seq = torch.where(in_prompt, prompt[:, None], torch.where(in_word, appended, torch.zeros_like(appended)))
+    appended = tokens[
+        torch.arange(n_words, device=ids.device)[None, :, None], step.clamp(0, n_tokens - 1)
+    ]
+    seq = torch.where(
+        in_prompt, prompt[:, None], torch.where(in_word, appended, torch.zeros_like(appended))
+    )
     mask = (in_prompt | in_word).long()
-    hidden = body(input_ids=seq.flatten(0, 1), attention_mask=mask.flatten(0, 1))[0]  # [batch * words, width, hidden]
+    hidden = body(input_ids=seq.flatten(0, 1), attention_mask=mask.flatten(0, 1))[
+        0
+    ]  # [batch * words, width, hidden]
     # token j of a word is predicted at the position before it: the slot, then the word's own tokens
     read = (slot[:, None] + torch.arange(n_tokens, device=ids.device)).repeat_interleave(n_words, 0)
     rows = torch.arange(hidden.size(0), device=hidden.device)[:, None]

@@ -46,7 +46,9 @@ def smollm2_path(cache_dir: str | Path) -> Path:
     target = Path(cache_dir) / "smollm2-135m-instruct-q4_1"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    log.info("Converting %s to safetensors in %s (once; later runs load the copy)", source.name, target)
+    log.info(
+        "Converting %s to safetensors in %s (once; later runs load the copy)", source.name, target
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
     try:

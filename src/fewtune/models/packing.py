@@ -19,8 +19,8 @@ its own), so packed rows take a few lengths and the examples compute exactly as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -40,7 +40,11 @@ class Packed:
     def block_mask(self) -> torch.Tensor:
         """[1, 1, tokens, tokens], True where a token may attend: within its own example (the
         tail within itself)."""
-        sizes = torch.cat([self.lengths, self.lengths.new_tensor([self.tail])]) if self.tail else self.lengths
+        sizes = (
+            torch.cat([self.lengths, self.lengths.new_tensor([self.tail])])
+            if self.tail
+            else self.lengths
+        )
         example = torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes)
         return (example[:, None] == example[None, :])[None, None]
 
@@ -67,12 +71,22 @@ def pack(batch: dict[str, torch.Tensor], lengths: LengthLadder | None = None) ->
 def packed_hidden(body, packed: Packed, how: str) -> torch.Tensor:
     """The body's last hidden states of the packed row: [tokens, hidden]."""
     if how == "block_mask":
-        return body(input_ids=packed.input_ids, position_ids=packed.position_ids, attention_mask=packed.block_mask())[0][0]
+        return body(
+            input_ids=packed.input_ids,
+            position_ids=packed.position_ids,
+            attention_mask=packed.block_mask(),
+        )[0][0]
     # transformers reads packing from the positions only without a 2D mask and without a cache
     return body(input_ids=packed.input_ids, position_ids=packed.position_ids, use_cache=False)[0][0]
 
 
-def probe(module, batch: dict[str, torch.Tensor], padded: Callable, packed: Callable, tolerance: float = 1e-5):
+def probe(
+    module,
+    batch: dict[str, torch.Tensor],
+    padded: Callable,
+    packed: Callable,
+    tolerance: float = 1e-5,
+):
     """How ``module`` packs (one of ``HOW``), or None where neither way matches the padded batch.
 
     ``padded(rows)`` and ``packed(rows, how)`` are the head's per-example outputs (the slot's
@@ -92,7 +106,10 @@ def probe(module, batch: dict[str, torch.Tensor], padded: Callable, packed: Call
                 except Exception:  # a body that does not take these inputs pads instead
                     continue
                 # relative to the outputs' scale: a new head's logits are small, and so are their errors
-                if got.shape == expected.shape and (got - expected).abs().max() <= tolerance * expected.abs().max():
+                if (
+                    got.shape == expected.shape
+                    and (got - expected).abs().max() <= tolerance * expected.abs().max()
+                ):
                     return how
         return None
     finally:

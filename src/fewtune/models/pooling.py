@@ -27,20 +27,29 @@ ST_FLAGS = {
     "pooling_mode_lasttoken": "last",
     "pooling_mode_max_tokens": "max",
 }
-ST_MODES = {"mean": "mean", "cls": "first", "lasttoken": "last", "max": "max"}  # newer configs' pooling_mode
+ST_MODES = {
+    "mean": "mean",
+    "cls": "first",
+    "lasttoken": "last",
+    "max": "max",
+}  # newer configs' pooling_mode
 
 
 @dataclass(frozen=True)
 class Pooling:
     mode: str  # one of MODES
-    normalize: bool = False  # scale each vector to unit length (a sentence-transformers Normalize module)
+    normalize: bool = (
+        False  # scale each vector to unit length (a sentence-transformers Normalize module)
+    )
     source: str = "setting"  # where it came from: "setting", "modules.json" or the family's default
 
     def __call__(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[batch, tokens, hidden] and the right-padded [batch, tokens] mask -> [batch, hidden]."""
         return self._finish(pool(hidden, mask, self.mode))
 
-    def packed(self, hidden: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def packed(
+        self, hidden: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
         """The same from a packed row ([tokens, hidden]; models/packing.py): [batch, hidden]."""
         return self._finish(pool_packed(hidden, starts, lengths, self.mode))
 
@@ -62,18 +71,27 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
     raise FewtuneError(f"pooling '{mode}' is unknown; use one of {list(MODES)}")
 
 
-def pool_packed(hidden: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:
+def pool_packed(
+    hidden: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, mode: str
+) -> torch.Tensor:
     if mode == "first":
         return hidden[starts]
     if mode == "last":
         return hidden[starts + lengths - 1]
     segments = torch.repeat_interleave(torch.arange(len(lengths), device=hidden.device), lengths)
-    hidden = hidden[: segments.numel()]  # not the filler that rounds the row up to the ladder's size
+    hidden = hidden[
+        : segments.numel()
+    ]  # not the filler that rounds the row up to the ladder's size
     if mode == "mean":
         sums = torch.zeros(len(lengths), hidden.size(-1), dtype=hidden.dtype, device=hidden.device)
         return sums.index_add(0, segments, hidden) / lengths.to(hidden.dtype).unsqueeze(-1)
     if mode == "max":
-        init = torch.full((len(lengths), hidden.size(-1)), torch.finfo(hidden.dtype).min, dtype=hidden.dtype, device=hidden.device)
+        init = torch.full(
+            (len(lengths), hidden.size(-1)),
+            torch.finfo(hidden.dtype).min,
+            dtype=hidden.dtype,
+            device=hidden.device,
+        )
         return init.scatter_reduce(0, segments[:, None].expand_as(hidden), hidden, "amax")
     raise FewtuneError(f"pooling '{mode}' is unknown; use one of {list(MODES)}")
 
@@ -88,20 +106,28 @@ def from_sentence_transformers(folder: str | Path) -> Pooling | None:
     types = [str(m.get("type", "")) for m in modules]
     poolers = [m for m in modules if str(m.get("type", "")).endswith(".Pooling")]
     if not poolers:
-        raise FewtuneError(f"{modules_file} lists no Pooling module ({types}); set the pooling explicitly")
+        raise FewtuneError(
+            f"{modules_file} lists no Pooling module ({types}); set the pooling explicitly"
+        )
     config = json.loads((folder / poolers[0].get("path", "") / "config.json").read_text())
     if isinstance(config.get("pooling_mode"), str):
         modes = [ST_MODES.get(config["pooling_mode"], config["pooling_mode"])]
     else:
         modes = [mode for flag, mode in ST_FLAGS.items() if config.get(flag)]
-        others = [flag for flag, on in config.items() if flag.startswith("pooling_mode_") and on and flag not in ST_FLAGS]
+        others = [
+            flag
+            for flag, on in config.items()
+            if flag.startswith("pooling_mode_") and on and flag not in ST_FLAGS
+        ]
         modes += others
     if len(modes) != 1 or modes[0] not in MODES:
         raise FewtuneError(
             f"{folder}/{poolers[0].get('path', '')}/config.json pools by {modes}; fewtune pools by one of "
             f"{list(MODES)}: set the pooling explicitly"
         )
-    return Pooling(modes[0], normalize=any(t.endswith(".Normalize") for t in types), source="modules.json")
+    return Pooling(
+        modes[0], normalize=any(t.endswith(".Normalize") for t in types), source="modules.json"
+    )
 
 
 def backbone_pooling(path: str | Path, family: str) -> Pooling:
@@ -120,7 +146,9 @@ def resolve(setting: str, path: str | Path, family: str, normalize: bool | None 
     elif setting in MODES:
         chosen = Pooling(setting)
     else:
-        raise FewtuneError(f"method.pooling='{setting}' is unknown; use auto or one of {list(MODES)}")
+        raise FewtuneError(
+            f"method.pooling='{setting}' is unknown; use auto or one of {list(MODES)}"
+        )
     if normalize is not None:
         chosen = Pooling(chosen.mode, bool(normalize), chosen.source)
     return chosen

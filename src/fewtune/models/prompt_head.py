@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewtune.data.verbalizers import LabelWords
-
+from fewtune.models.backbones import split_lm
 from fewtune.models.base import FewShotModule
 from fewtune.models.label_scores import class_scores
 from fewtune.models.multi_token import word_scores
-from fewtune.models.backbones import split_lm
 from fewtune.models.packing import pack, packed_hidden
 
 
@@ -54,7 +53,9 @@ class PromptModule(FewShotModule):
         self.model = model
         self.label_words = label_words
         # Single-token words: the LM head's logits at the slot are read at these ids.
-        self.register_buffer("label_word_ids", torch.tensor(label_words.first_ids), persistent=False)
+        self.register_buffer(
+            "label_word_ids", torch.tensor(label_words.first_ids), persistent=False
+        )
         # Contextual calibration's p_cf (fewtune/scoring/calibration.py), set for method.calibrate=true.
         self.p_cf: torch.Tensor | None = None
 
@@ -78,11 +79,17 @@ class PromptModule(FewShotModule):
         words = self.label_words if word_ids is None else as_label_words(word_ids)
         if words.single_token:
             h = self.slot_hidden(batch)
-            for module in split_lm(self.model)[1]:  # the whole head, once per batch: see word_logits
+            for module in split_lm(self.model)[
+                1
+            ]:  # the whole head, once per batch: see word_logits
                 h = module(h)
             ids = self.label_word_ids
             if word_ids is not None:
-                ids = word_ids if isinstance(word_ids, torch.Tensor) else torch.tensor(words.first_ids, device=h.device)
+                ids = (
+                    word_ids
+                    if isinstance(word_ids, torch.Tensor)
+                    else torch.tensor(words.first_ids, device=h.device)
+                )
             logits = class_scores(h[:, ids], words)
         else:  # several tokens: their log-probs at the slot and after it (models/multi_token.py)
             logits = class_scores(word_scores(*split_lm(self.model), batch, words), words)

@@ -19,7 +19,9 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-def load_encoder(name: str, cache_dir: str | Path, batch_size: int = 64, max_length: int = 256) -> Embed:
+def load_encoder(
+    name: str, cache_dir: str | Path, batch_size: int = 64, max_length: int = 256
+) -> Embed:
     from omegaconf import OmegaConf
     from transformers import AutoModel
 
@@ -27,7 +29,11 @@ def load_encoder(name: str, cache_dir: str | Path, batch_size: int = 64, max_len
     from fewtune.models import backbones
 
     conf = CONF_DIR / "model" / f"{name}.yaml"
-    model_cfg = OmegaConf.to_container(OmegaConf.load(conf)) if conf.is_file() else {"name": name, "path": name}
+    model_cfg = (
+        OmegaConf.to_container(OmegaConf.load(conf))
+        if conf.is_file()
+        else {"name": name, "path": name}
+    )
     model_cfg["family"] = "masked"  # any encoder: the family only matters for an LM head
     spec = backbones.resolve(model_cfg, cache_dir)
     tokenizer = backbones.load_tokenizer(spec)
@@ -38,7 +44,11 @@ def load_encoder(name: str, cache_dir: str | Path, batch_size: int = 64, max_len
         out = []
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
             )
             out.append(mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]))
         return torch.cat(out) if out else torch.empty(0)

@@ -14,21 +14,35 @@ A new classifier head (method=finetune) always trains and is stored with the met
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
 from fewtune.peft.settings import BOTTLENECK, FROM_PEFT_ADAPTERS, FROM_PEFT_PROMPTS, check, enabled
-
 from fewtune.peft.storage import TASK_WEIGHTS_FILE, keep_task_weights, load_task_weights
 
-__all__ = ["TASK_WEIGHTS_FILE", "apply", "check", "enabled", "keep_task_weights", "load_task_weights", "merge_if_asked"]
+__all__ = [
+    "TASK_WEIGHTS_FILE",
+    "apply",
+    "check",
+    "enabled",
+    "keep_task_weights",
+    "load_task_weights",
+    "merge_if_asked",
+]
 
 log = logging.getLogger("fewtune")
 
 
 def apply(
-    peft_cfg: Mapping[str, Any], model: nn.Module, head: str, *, tokenizer, template: str, max_length: int
+    peft_cfg: Mapping[str, Any],
+    model: nn.Module,
+    head: str,
+    *,
+    tokenizer,
+    template: str,
+    max_length: int,
 ) -> nn.Module:
     """Make ``model`` (in place) train only what ``peft_cfg`` says; ``head`` is 'lm' or 'classifier'.
 
@@ -51,7 +65,9 @@ def apply(
         elif name in FROM_PEFT_ADAPTERS:
             adapters.inject(model, peft_cfg)
         elif name in FROM_PEFT_PROMPTS:
-            soft_prompts.wrap_body(model, peft_cfg, tokenizer, _template_words(template), max_length)
+            soft_prompts.wrap_body(
+                model, peft_cfg, tokenizer, _template_words(template), max_length
+            )
         if head == "classifier":
             freezing.train_head(model)
     return model
@@ -69,4 +85,6 @@ def merge_if_asked(model: nn.Module, peft_cfg: Mapping[str, Any]) -> None:
 def _template_words(template: str) -> str:
     from fewtune.data.prompts import Template
 
-    return " ".join(p.value for p in Template(template).pieces if p.kind == "text") if template else ""
+    return (
+        " ".join(p.value for p in Template(template).pieces if p.kind == "text") if template else ""
+    )

@@ -7,7 +7,8 @@ still calls ``model.base_model`` itself. Only the injected weights stay trainabl
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -25,12 +26,19 @@ def inject(model: nn.Module, peft_cfg: Mapping[str, Any]) -> None:
     name = peft_cfg["name"]
     model_type = model.config.model_type
     if name == "lora":
-        targets = _targets(model, peft_cfg["target_modules"], TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING)
+        targets = _targets(
+            model, peft_cfg["target_modules"], TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+        )
         config = LoraConfig(
-            r=peft_cfg["r"], lora_alpha=peft_cfg["alpha"], lora_dropout=peft_cfg["dropout"], target_modules=targets
+            r=peft_cfg["r"],
+            lora_alpha=peft_cfg["alpha"],
+            lora_dropout=peft_cfg["dropout"],
+            target_modules=targets,
         )
     else:
-        targets = _targets(model, peft_cfg["target_modules"], TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING)
+        targets = _targets(
+            model, peft_cfg["target_modules"], TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING
+        )
         feedforward = peft_cfg["feedforward_modules"]
         if feedforward is None:
             # peft's feed-forward defaults belong to its default targets only.
@@ -39,12 +47,16 @@ def inject(model: nn.Module, peft_cfg: Mapping[str, Any]) -> None:
         feedforward = _names(feedforward)
         outside = [f for f in feedforward if f not in targets]
         if outside:
-            raise FewtuneError(f"peft.feedforward_modules {outside} must also be in peft.target_modules {targets}")
+            raise FewtuneError(
+                f"peft.feedforward_modules {outside} must also be in peft.target_modules {targets}"
+            )
         config = IA3Config(target_modules=targets, feedforward_modules=feedforward)
     try:
         inject_adapter_in_model(config, model)
     except ValueError as err:  # e.g. a layer type the method does not support
-        raise FewtuneError(f"peft={name} does not fit {type(model).__name__}: {str(err).splitlines()[0]}") from None
+        raise FewtuneError(
+            f"peft={name} does not fit {type(model).__name__}: {str(err).splitlines()[0]}"
+        ) from None
 
 
 def _names(value) -> list[str]:

@@ -17,7 +17,8 @@ they are, and the adapters' weights are the only new ones.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
 from fewtune.errors import FewtuneError
-
 from fewtune.models.backbones import split_lm
 
 log = logging.getLogger("fewtune")
@@ -37,7 +37,12 @@ def bitfit(model: nn.Module, peft_cfg: Mapping[str, Any], head: str) -> None:
     """Every bias term trains (the LM head's output bias too), and the norms' scales if asked."""
     norms = set()
     if peft_cfg["include_norms"]:
-        norms = {id(p) for m in model.modules() if "norm" in type(m).__name__.lower() for p in m.parameters()}
+        norms = {
+            id(p)
+            for m in model.modules()
+            if "norm" in type(m).__name__.lower()
+            for p in m.parameters()
+        }
     biases = 0
     for name, p in model.named_parameters():
         is_bias = name.rsplit(".", 1)[-1] == "bias"
@@ -46,7 +51,9 @@ def bitfit(model: nn.Module, peft_cfg: Mapping[str, Any], head: str) -> None:
     if head == "classifier":
         train_head(model)
         if not biases:
-            log.warning("peft=bitfit: this model has no bias terms, so only the classifier head trains")
+            log.warning(
+                "peft=bitfit: this model has no bias terms, so only the classifier head trains"
+            )
     elif not any(p.requires_grad for p in model.parameters()):
         raise FewtuneError(
             f"peft=bitfit: {type(model).__name__} has no bias terms (Llama-style models have none), so there "

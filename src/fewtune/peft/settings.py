@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from fewtune.errors import FewtuneError
 
 # peft=<name>: what conf/peft/ offers.
 FROM_PEFT_ADAPTERS = ("lora", "ia3")  # layers injected into the backbone's modules
-FROM_PEFT_PROMPTS = ("prompt_tuning", "prefix_tuning", "p_tuning")  # virtual tokens before the input
+FROM_PEFT_PROMPTS = (
+    "prompt_tuning",
+    "prefix_tuning",
+    "p_tuning",
+)  # virtual tokens before the input
 FREEZING = ("bitfit", "head_only")  # no new weights: a chosen part of the model is trained
 BOTTLENECK = ("houlsby", "pfeiffer")  # the project's own adapters after sublayers (bottleneck.py)
 NAMES = ("none", *FROM_PEFT_ADAPTERS, *FROM_PEFT_PROMPTS, *FREEZING, *BOTTLENECK)
@@ -32,7 +37,9 @@ def check(peft_cfg: Mapping[str, Any], method_cfg: Mapping[str, Any]) -> None:
     if name == "lora":
         _positive_int(peft_cfg, "r", "the rank of the update")
         if not peft_cfg["alpha"] > 0:
-            raise FewtuneError(f"peft.alpha={peft_cfg['alpha']}: LoRA's scale must be > 0 (e.g. peft.alpha=16)")
+            raise FewtuneError(
+                f"peft.alpha={peft_cfg['alpha']}: LoRA's scale must be > 0 (e.g. peft.alpha=16)"
+            )
         if not 0 <= peft_cfg["dropout"] < 1:
             raise FewtuneError(f"peft.dropout={peft_cfg['dropout']} must be in [0, 1)")
     if name in FROM_PEFT_PROMPTS:
@@ -62,7 +69,9 @@ def _check_bottleneck(peft_cfg: Mapping[str, Any]) -> None:
     if peft_cfg["bottleneck_size"] is not None:
         _positive_int(peft_cfg, "bottleneck_size", "the adapter's width")
     else:
-        _positive_int(peft_cfg, "reduction_factor", "the hidden size's divisor giving the adapter's width")
+        _positive_int(
+            peft_cfg, "reduction_factor", "the hidden size's divisor giving the adapter's width"
+        )
     if peft_cfg["non_linearity"] not in ACT2FN:
         raise FewtuneError(
             f"peft.non_linearity='{peft_cfg['non_linearity']}' is unknown; use one of transformers' "

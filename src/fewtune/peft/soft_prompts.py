@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,7 +46,9 @@ class VirtualTokenBody(nn.Module):
         return out
 
 
-def wrap_body(model: nn.Module, peft_cfg: Mapping[str, Any], tokenizer, init_text: str, max_length: int) -> None:
+def wrap_body(
+    model: nn.Module, peft_cfg: Mapping[str, Any], tokenizer, init_text: str, max_length: int
+) -> None:
     """Put peft's soft prompt (or prefix) in front of ``model``'s body, in place; only it trains."""
     from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, get_peft_model
 
@@ -78,7 +81,9 @@ def wrap_body(model: nn.Module, peft_cfg: Mapping[str, Any], tokenizer, init_tex
         )
         added = 0
     elif name == "prompt_tuning":
-        config = PromptTuningConfig(task_type=task_type, num_virtual_tokens=count, token_dim=token_dim, **_shape(model))
+        config = PromptTuningConfig(
+            task_type=task_type, num_virtual_tokens=count, token_dim=token_dim, **_shape(model)
+        )
         added = count
     else:
         config = PromptEncoderConfig(
@@ -94,9 +99,13 @@ def wrap_body(model: nn.Module, peft_cfg: Mapping[str, Any], tokenizer, init_tex
     try:
         peft_body = get_peft_model(body, config)
     except ValueError as err:
-        raise FewtuneError(f"peft={name} does not fit {type(body).__name__}: {str(err).splitlines()[0]}") from None
+        raise FewtuneError(
+            f"peft={name} does not fit {type(body).__name__}: {str(err).splitlines()[0]}"
+        ) from None
     if name == "prompt_tuning" and peft_cfg["init"] == "template":
-        _start_from_text(peft_body.prompt_encoder["default"].embedding, word_embeddings, tokenizer, init_text)
+        _start_from_text(
+            peft_body.prompt_encoder["default"].embedding, word_embeddings, tokenizer, init_text
+        )
     setattr(model, model.base_model_prefix, VirtualTokenBody(peft_body, added))
 
 
@@ -114,7 +123,9 @@ def _shape(model: nn.Module) -> dict[str, int]:
     config = model.config
 
     def first(*names):
-        return next((getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None)
+        return next(
+            (getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)), None
+        )
 
     found = {
         "num_layers": first("num_hidden_layers", "n_layers", "n_layer", "num_layers"),
@@ -128,7 +139,9 @@ def _takes_cache(body: nn.Module) -> bool:
     return "cache" in params or "past_key_values" in params
 
 
-def _start_from_text(prompt: nn.Embedding, word_embeddings: nn.Embedding, tokenizer, text: str) -> None:
+def _start_from_text(
+    prompt: nn.Embedding, word_embeddings: nn.Embedding, tokenizer, text: str
+) -> None:
     """The virtual tokens start as the embeddings of ``text``'s tokens, repeated to fill them.
 
     peft's own text initialisation loads the tokenizer again by name and adds its special
@@ -143,4 +156,6 @@ def _start_from_text(prompt: nn.Embedding, word_embeddings: nn.Embedding, tokeni
     count = prompt.num_embeddings
     ids = (ids * math.ceil(count / len(ids)))[:count]
     with torch.no_grad():
-        prompt.weight.copy_(word_embeddings.weight[torch.tensor(ids, device=word_embeddings.weight.device)])
+        prompt.weight.copy_(
+            word_embeddings.weight[torch.tensor(ids, device=word_embeddings.weight.device)]
+        )

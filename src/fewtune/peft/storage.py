@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs.atomic import replaced
 
 TASK_WEIGHTS_FILE = "task_weights.safetensors"
@@ -23,7 +22,11 @@ TASK_WEIGHTS_FILE = "task_weights.safetensors"
 
 def trained_weights(module: nn.Module) -> dict[str, torch.Tensor]:
     """name -> tensor of the parameters that train (tied ones appear once, under their first name)."""
-    return {name: p.detach().cpu().contiguous() for name, p in module.named_parameters() if p.requires_grad}
+    return {
+        name: p.detach().cpu().contiguous()
+        for name, p in module.named_parameters()
+        if p.requires_grad
+    }
 
 
 def keep_task_weights(
@@ -71,7 +74,9 @@ def load_into(module: nn.Module, weights: dict[str, torch.Tensor], source) -> No
         unexpected = module.load_state_dict(weights, strict=False).unexpected_keys
     except RuntimeError as err:  # a shape mismatch
         detail = str(err).splitlines()[-1].strip()
-        raise FewtuneError(f"{source} does not fit the model the run's config builds: {detail}") from None
+        raise FewtuneError(
+            f"{source} does not fit the model the run's config builds: {detail}"
+        ) from None
     missing = sorted(trained - set(weights))
     if missing or unexpected:
         raise FewtuneError(

@@ -15,7 +15,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fewtune.data.tasks import Example, TaskSpec
-
 from fewtune.pet.ensemble import ensemble_probs
 from fewtune.pet.patterns import classifier_config, pattern_config, task_patterns
 from fewtune.pet.settings import PetSettings
@@ -35,21 +34,35 @@ def pet_members(cfg: DictConfig, run_dir: Path) -> list[tuple[DictConfig, float]
     family = backbones.resolve(cfg.model, cfg.paths.cache_dir).family
     recorded = json.loads((run_dir / METRICS_FILE).read_text())["patterns"]
     last = settings.generations
-    folders = [run_dir / (f"pattern-{i}" if last == 0 else f"ipet-{last}/pattern-{i}") for i in range(len(recorded))]
+    folders = [
+        run_dir / (f"pattern-{i}" if last == 0 else f"ipet-{last}/pattern-{i}")
+        for i in range(len(recorded))
+    ]
     patterns = task_patterns(cfg, task, family)
-    return [(pattern_config(cfg, p, family, f), r["weight"]) for p, f, r in zip(patterns, folders, recorded)]
+    return [
+        (pattern_config(cfg, p, family, f), r["weight"])
+        for p, f, r in zip(patterns, folders, recorded)
+    ]
 
 
-def pet_probs(members: list[tuple[DictConfig, float]], examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+def pet_probs(
+    members: list[tuple[DictConfig, float]], examples: list[Example]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(label probabilities, predicted labels) of ``examples``, in their order."""
     import pytorch_lightning as pl
 
-    from fewtune.run.reload import load_run_weights
     from fewtune.pet.model_run import ModelRun
+    from fewtune.run.reload import load_run_weights
 
     logits = []
     for n, (cfg, _) in enumerate(members, 1):
-        log.info("PET: model %d/%d (%s): %d texts", n, len(members), Path(cfg.paths.output_dir).name, len(examples))
+        log.info(
+            "PET: model %d/%d (%s): %d texts",
+            n,
+            len(members),
+            Path(cfg.paths.output_dir).name,
+            len(examples),
+        )
         pl.seed_everything(cfg.seed, workers=True)
         model = ModelRun(cfg)
         load_run_weights(model.module, cfg, Path(cfg.paths.output_dir))

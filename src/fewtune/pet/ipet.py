@@ -45,7 +45,11 @@ def most_confident(probs: torch.Tensor, size: int, shares: list[float]) -> list[
 
 
 def labelled_by_others(
-    unlabeled_logits: torch.Tensor, weights: torch.Tensor, pattern: int, size: int, shares: list[float]
+    unlabeled_logits: torch.Tensor,
+    weights: torch.Tensor,
+    pattern: int,
+    size: int,
+    shares: list[float],
 ) -> list[tuple[int, int]]:
     """The examples (index, label) that pattern ``pattern`` trains on next: labelled by the
     ensemble of every other pattern. ``unlabeled_logits``: [patterns, examples, labels]."""

@@ -18,7 +18,7 @@ class KShot:
     task: TaskSpec
 
     @classmethod
-    def read(cls, cfg, task: TaskSpec) -> "KShot":
+    def read(cls, cfg, task: TaskSpec) -> KShot:
         test_split = cfg.get("test_split", "test")
         data_dir = cfg.paths.data_dir
         folder = task.check_files(data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
@@ -37,4 +37,8 @@ class KShot:
 def _first_batches(examples: list, limit, batch_size: int) -> list:
     if limit is None:
         return examples
-    return examples[: int(limit * len(examples))] if isinstance(limit, float) else examples[: limit * batch_size]
+    return (
+        examples[: int(limit * len(examples))]
+        if isinstance(limit, float)
+        else examples[: limit * batch_size]
+    )

@@ -15,7 +15,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from fewtune.data.tasks import Example
-
 from fewtune.errors import FewtuneError
 from fewtune.run.resources import StepTimer
 from fewtune.run.results import count_parameters
@@ -25,8 +24,8 @@ class ModelRun:
     def __init__(self, cfg):
         from hydra.utils import instantiate
 
+        from fewtune.run.build import build, instantiate_group
         from fewtune.run.progress import progress_callbacks
-        from fewtune.run.build import instantiate_group, build
 
         self.cfg = cfg
         self.folder = Path(cfg.paths.output_dir)
@@ -48,18 +47,24 @@ class ModelRun:
         K-shot training set or instead of it."""
         encoder = self.datamodule.encoder
         added = [encoder.encode(ex, label) for ex, label in zip(examples, labels)]
-        self.datamodule.encoded["train"] = (self.datamodule.encoded["train"] if keep_k_shot else []) + added
+        self.datamodule.encoded["train"] = (
+            self.datamodule.encoded["train"] if keep_k_shot else []
+        ) + added
 
     def fit(self) -> None:
         """Train, then load the best dev step's weights (peft: kept as the folder's task weights)."""
         from fewtune.run.fit import fit, keep_best_weights
 
-        for stale in (self.folder / "checkpoints").glob("*.ckpt"):  # from a killed run: would make best-v1.ckpt
+        for stale in (self.folder / "checkpoints").glob(
+            "*.ckpt"
+        ):  # from a killed run: would make best-v1.ckpt
             stale.unlink()
         self.best_dev, path = fit(self.trainer, self.module, self.datamodule)
         path, self.stored_bytes = keep_best_weights(self.cfg, self.module, path, self.folder)
         if path:
-            self.module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+            self.module.load_state_dict(
+                torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+            )
             if self.cfg.get("delete_checkpoints"):
                 Path(path).unlink(missing_ok=True)
                 if not any(Path(path).parent.iterdir()):
@@ -77,7 +82,9 @@ class ModelRun:
         encoded = [encoder.encode(ex, 0) for ex in examples]  # the label is not read
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))  # less padding
         loader = DataLoader(
-            [encoded[i] for i in order], batch_size=self.cfg.eval_batch_size, collate_fn=self.datamodule.collate
+            [encoded[i] for i in order],
+            batch_size=self.cfg.eval_batch_size,
+            collate_fn=self.datamodule.collate,
         )
         # Lightning's default predict_step is the module's forward: the label logits.
         batches = self.trainer.predict(self.module, dataloaders=loader)

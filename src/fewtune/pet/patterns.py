@@ -17,17 +17,16 @@ the run's config with ``task.template`` (and ``task.verbalizer``) swapped: ``pat
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fewtune.data.prompts import Template
-
-from fewtune.data.verbalizers import Verbalizer
-
 from fewtune.data.tasks import TaskSpec
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.errors import FewtuneError
 
 KEY = "pet_templates"
@@ -40,7 +39,10 @@ class Pattern:
 
     def record(self) -> dict:
         """What metrics.json says about the pattern."""
-        return {"template": self.template, **({"verbalizer": dict(self.verbalizer)} if self.verbalizer else {})}
+        return {
+            "template": self.template,
+            **({"verbalizer": dict(self.verbalizer)} if self.verbalizer else {}),
+        }
 
 
 def task_patterns(cfg: DictConfig, task: TaskSpec, family: str) -> list[Pattern]:
@@ -54,10 +56,14 @@ def task_patterns(cfg: DictConfig, task: TaskSpec, family: str) -> list[Pattern]
         )
     entries = OmegaConf.to_container(listed, resolve=True).get(family)
     if not entries:
-        raise FewtuneError(f"method=pet: task '{task.name}' has no {KEY} for {family} LMs; add a list {KEY}.{family} to {where}")
+        raise FewtuneError(
+            f"method=pet: task '{task.name}' has no {KEY} for {family} LMs; add a list {KEY}.{family} to {where}"
+        )
     patterns = [_pattern(task, entry, i) for i, entry in enumerate(entries)]
     for pattern in patterns:
-        Template(pattern.template).check(task.text_fields, causal=family == "causal", task=task.name)
+        Template(pattern.template).check(
+            task.text_fields, causal=family == "causal", task=task.name
+        )
         words = pattern.verbalizer or task.verbalizer
         Verbalizer(words, task.answer_keys, task.verbalizer_reduce, task.multi_token)
     return patterns
@@ -66,14 +72,21 @@ def task_patterns(cfg: DictConfig, task: TaskSpec, family: str) -> list[Pattern]
 def _pattern(task: TaskSpec, entry: Any, index: int) -> Pattern:
     if isinstance(entry, str):
         return Pattern(entry)
-    if isinstance(entry, Mapping) and isinstance(entry.get("template"), str) and set(entry) <= {"template", "verbalizer"}:
+    if (
+        isinstance(entry, Mapping)
+        and isinstance(entry.get("template"), str)
+        and set(entry) <= {"template", "verbalizer"}
+    ):
         verbalizer = entry.get("verbalizer")
         if verbalizer is not None and set(map(str, verbalizer)) != set(task.answer_keys):
             raise FewtuneError(
                 f"task '{task.name}' {KEY} entry {index}: its verbalizer's labels {sorted(map(str, verbalizer))} "
                 f"differ from the task's labels {list(task.answer_keys)}"
             )
-        return Pattern(entry["template"], {str(k): v for k, v in verbalizer.items()} if verbalizer is not None else None)
+        return Pattern(
+            entry["template"],
+            {str(k): v for k, v in verbalizer.items()} if verbalizer is not None else None,
+        )
     raise FewtuneError(
         f"task '{task.name}' {KEY} entry {index} is {entry!r}: write a template string, or "
         "{template: '...', verbalizer: {label: word}}"

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 from fewtune.pet.ensemble import ensemble_probs
-
 from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern
 from fewtune.pet.training import Trained, stack
@@ -32,7 +31,10 @@ def write_pet_predictions(cfg, data: KShot, patterns: list[Pattern], final: list
     own = {}
     for split in SPLITS:
         source = data.test_split if split == "test" else split
-        meta = {**task_meta(data.task, str(data.task.split_path(source, folder, cfg.paths.data_dir))), "split": split}
+        meta = {
+            **task_meta(data.task, str(data.task.split_path(source, folder, cfg.paths.data_dir))),
+            "split": split,
+        }
         gold = data.targets(split)
         ensemble = _from_probs(meta, gold, ensemble_probs(stack(final, split), weights))
         for i, (pattern, model) in enumerate(zip(patterns, final)):
@@ -51,8 +53,16 @@ def write_pet_predictions(cfg, data: KShot, patterns: list[Pattern], final: list
 
 def _from_logits(meta: dict, gold: list, logits: torch.Tensor) -> Predictions:
     logits = logits.float()
-    return Predictions.build(meta, range(len(gold)), gold, probs=logits.softmax(-1).numpy(), pred=logits.argmax(-1).numpy())
+    return Predictions.build(
+        meta,
+        range(len(gold)),
+        gold,
+        probs=logits.softmax(-1).numpy(),
+        pred=logits.argmax(-1).numpy(),
+    )
 
 
 def _from_probs(meta: dict, gold: list, probs: torch.Tensor) -> Predictions:
-    return Predictions.build(meta, range(len(gold)), gold, probs=probs.float().numpy(), pred=probs.argmax(-1).numpy())
+    return Predictions.build(
+        meta, range(len(gold)), gold, probs=probs.float().numpy(), pred=probs.argmax(-1).numpy()
+    )

@@ -7,7 +7,6 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from fewtune.pet.ensemble import ensemble_probs, task_metrics
-
 from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern
 from fewtune.pet.settings import PetSettings
@@ -29,7 +28,9 @@ def pet_results(
     metric, targets = cfg.task.metric, data.targets("test")
     final = generations[-1]
     ensemble = task_metrics(ensemble_probs(stack(final, "test"), weights), targets, metric)
-    ensemble_dev = task_metrics(ensemble_probs(stack(final, "dev"), weights), data.targets("dev"), metric)[metric]
+    ensemble_dev = task_metrics(
+        ensemble_probs(stack(final, "dev"), weights), data.targets("dev"), metric
+    )[metric]
     distilled_test = task_metrics(distilled.test, targets, metric) if distilled else None
     result_models = [distilled] if distilled else final
     trained = [m for models in generations for m in models] + ([distilled] if distilled else [])
@@ -55,7 +56,9 @@ def pet_results(
                 "total_params": model.total,
                 "task_storage_bytes": model.stored_bytes,
             }
-            for pattern, before, model, weight in zip(patterns, generations[0], final, weights.tolist())
+            for pattern, before, model, weight in zip(
+                patterns, generations[0], final, weights.tolist()
+            )
         ],
         "pet": {
             "ensemble": settings.ensemble,
@@ -63,7 +66,11 @@ def pet_results(
             "temperature": settings.temperature,
             **unlabeled,
             "ipet_generations": settings.generations,
-            **({"ipet": _generations(generations, weights, targets, metric)} if settings.generations else {}),
+            **(
+                {"ipet": _generations(generations, weights, targets, metric)}
+                if settings.generations
+                else {}
+            ),
         },
         "steps": sum(m.steps for m in trained),
         "precision": result_models[0].precision,
@@ -75,14 +82,18 @@ def pet_results(
     }
 
 
-def _generations(generations: list[list[Trained]], weights, targets: list[int], metric: str) -> list[dict]:
+def _generations(
+    generations: list[list[Trained]], weights, targets: list[int], metric: str
+) -> list[dict]:
     """Per iPET generation: each pattern's training set size and test metric, and the ensemble's."""
     return [
         {
             "generation": g,
             "train_sizes": [m.train_size for m in models],
             "patterns": [task_metrics(m.test, targets, metric)[metric] for m in models],
-            "ensemble": task_metrics(ensemble_probs(stack(models, "test"), weights), targets, metric),
+            "ensemble": task_metrics(
+                ensemble_probs(stack(models, "test"), weights), targets, metric
+            ),
         }
         for g, models in enumerate(generations)
     ]
@@ -94,7 +105,11 @@ def log_results(cfg, results: dict, predictions: dict | None = None) -> None:
     from fewtune.predictions.run_files import log_predictions
     from fewtune.run.build import instantiate_group
 
-    values = {f"{part}/{name}": v for part in ("test", "ensemble", "distilled") for name, v in results.get(part, {}).items()}
+    values = {
+        f"{part}/{name}": v
+        for part in ("test", "ensemble", "distilled")
+        for name, v in results.get(part, {}).items()
+    }
     for logger in instantiate_group(cfg.get("logger")):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(values, step=results["steps"])

@@ -22,8 +22,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from fewtune.data.tasks import TaskSpec
-
 from fewtune.errors import FewtuneError
+from fewtune.jobs.atomic import write_json_atomic
 from fewtune.pet.ensemble import pattern_weights, soft_labels
 from fewtune.pet.ipet import added_size, label_shares, labelled_by_others
 from fewtune.pet.kshot import KShot
@@ -34,7 +34,6 @@ from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack, train_distilled, train_pattern
 from fewtune.pet.unlabeled import unlabeled_examples
 from fewtune.run.results import METRICS_FILE
-from fewtune.jobs.atomic import write_json_atomic
 
 log = logging.getLogger("fewtune")
 
@@ -42,8 +41,8 @@ log = logging.getLogger("fewtune")
 def train_pet(cfg) -> dict:
     from fewtune import peft
     from fewtune.jobs import resume
-    from fewtune.run import workers
     from fewtune.models import backbones
+    from fewtune.run import workers
     from fewtune.run.resources import peak_memory_mb, reset_peak_gpu_memory
 
     start = time.perf_counter()
@@ -66,25 +65,47 @@ def train_pet(cfg) -> dict:
     unlabeled, source = [], None
     if settings.needs_unlabeled:
         kshot = data.train + data.dev
-        unlabeled, source = unlabeled_examples(cfg, task, settings.unlabeled, settings.unlabeled_file, kshot)
+        unlabeled, source = unlabeled_examples(
+            cfg, task, settings.unlabeled, settings.unlabeled_file, kshot
+        )
 
     generations, weights = train_generations(cfg, settings, patterns, family, data, unlabeled)
     distilled = None
     if settings.distill:
-        log.info("PET distillation: %d unlabeled examples, soft labels at temperature %s", len(unlabeled), settings.temperature)
+        log.info(
+            "PET distillation: %d unlabeled examples, soft labels at temperature %s",
+            len(unlabeled),
+            settings.temperature,
+        )
         targets = soft_labels(stack(generations[-1], "unlabeled"), weights, settings.temperature)
         distilled = train_distilled(cfg, data, unlabeled, targets)
 
     pool = {"unlabeled": len(unlabeled), "unlabeled_source": source}
     results = pet_results(cfg, settings, data, patterns, generations, weights, distilled, pool)
-    results.update(wall_time_s=round(time.perf_counter() - start, 2), **peak_memory_mb(), **job.record())
-    predictions = write_pet_predictions(cfg, data, patterns, generations[-1], weights, distilled)  # before metrics.json
+    results.update(
+        wall_time_s=round(time.perf_counter() - start, 2), **peak_memory_mb(), **job.record()
+    )
+    predictions = write_pet_predictions(
+        cfg, data, patterns, generations[-1], weights, distilled
+    )  # before metrics.json
     write_json_atomic(Path(cfg.paths.output_dir) / METRICS_FILE, results)
     job.finish()
     log_results(cfg, results, predictions)
     metric = task.metric
-    log.info("%s PET ensemble test %s = %.4f (dev %.4f)", task.name, metric, results["ensemble"][metric], results["ensemble_dev"])
-    log.info("%s test %s = %.4f (best dev %s)", task.name, metric, results["test"][metric], results["best_dev"])
+    log.info(
+        "%s PET ensemble test %s = %.4f (dev %.4f)",
+        task.name,
+        metric,
+        results["ensemble"][metric],
+        results["ensemble_dev"],
+    )
+    log.info(
+        "%s test %s = %.4f (best dev %s)",
+        task.name,
+        metric,
+        results["test"][metric],
+        results["best_dev"],
+    )
     return results
 
 
@@ -96,7 +117,9 @@ def refuse_evaluate(run_dir, cfg) -> None:
     )
 
 
-def train_generations(cfg, settings: PetSettings, patterns: list[Pattern], family: str, data: KShot, unlabeled: list):
+def train_generations(
+    cfg, settings: PetSettings, patterns: list[Pattern], family: str, data: KShot, unlabeled: list
+):
     """(each generation's models, the patterns' ensemble weights): generation 0 is PET's, the
     others iPET's, each pattern trained on what the other patterns' last models labelled."""
     out = Path(cfg.paths.output_dir)
@@ -105,7 +128,9 @@ def train_generations(cfg, settings: PetSettings, patterns: list[Pattern], famil
     shares = label_shares(data.targets("train"), len(data.task.labels))
     for generation in range(settings.generations + 1):
         last = generation == settings.generations
-        predict_on = unlabeled if not last or settings.distill else []  # the next labels or soft labels
+        predict_on = (
+            unlabeled if not last or settings.distill else []
+        )  # the next labels or soft labels
         size = added_size(len(data.train), settings.factor, generation)
         models = []
         for i, pattern in enumerate(patterns):
@@ -113,10 +138,16 @@ def train_generations(cfg, settings: PetSettings, patterns: list[Pattern], famil
             log.info("PET: %spattern %d/%d: %s", round_, i + 1, len(patterns), pattern.template)
             added = []
             if generation:
-                chosen = labelled_by_others(stack(generations[-1], "unlabeled"), weights, i, size, shares)
+                chosen = labelled_by_others(
+                    stack(generations[-1], "unlabeled"), weights, i, size, shares
+                )
                 added = [(unlabeled[j], label) for j, label in chosen]
             folder = out / (f"pattern-{i}" if generation == 0 else f"ipet-{generation}/pattern-{i}")
-            models.append(train_pattern(cfg, pattern, family, folder, data, added, predict_on, generation == 0))
+            models.append(
+                train_pattern(
+                    cfg, pattern, family, folder, data, added, predict_on, generation == 0
+                )
+            )
         if generation == 0:
             weights = pattern_weights(settings.ensemble, [m.dev_accuracy_before for m in models])
         generations.append(models)

@@ -21,7 +21,7 @@ class PetSettings:
     factor: float = 5.0
 
     @classmethod
-    def from_config(cls, cfg) -> "PetSettings":
+    def from_config(cls, cfg) -> PetSettings:
         method = cfg.method
         ipet = method.get("ipet") or {}
         settings = cls(
@@ -44,13 +44,21 @@ class PetSettings:
 
     def validate(self) -> None:
         if self.ensemble not in ENSEMBLES:
-            raise FewtuneError(f"method.ensemble='{self.ensemble}' is unknown; use one of {list(ENSEMBLES)}")
+            raise FewtuneError(
+                f"method.ensemble='{self.ensemble}' is unknown; use one of {list(ENSEMBLES)}"
+            )
         if not _number(self.temperature) or self.temperature <= 0:
-            raise FewtuneError(f"method.temperature={self.temperature} must be a number > 0 (PET: 2)")
+            raise FewtuneError(
+                f"method.temperature={self.temperature} must be a number > 0 (PET: 2)"
+            )
         if self.unlabeled is not None and (not _whole(self.unlabeled) or self.unlabeled < 1):
-            raise FewtuneError(f"method.unlabeled={self.unlabeled} must be a whole number >= 1, or null for the whole pool")
+            raise FewtuneError(
+                f"method.unlabeled={self.unlabeled} must be a whole number >= 1, or null for the whole pool"
+            )
         if not _whole(self.generations) or self.generations < 0:
-            raise FewtuneError(f"method.ipet.generations={self.generations} must be a whole number >= 0 (0: PET, no iPET)")
+            raise FewtuneError(
+                f"method.ipet.generations={self.generations} must be a whole number >= 0 (0: PET, no iPET)"
+            )
         if not _number(self.factor) or self.factor <= 1:
             raise FewtuneError(f"method.ipet.factor={self.factor} must be a number > 1 (iPET: 5)")
 
@@ -59,9 +67,13 @@ def check_combination(cfg) -> None:
     """Refuse, with one line each, what PET's several models cannot do here."""
     method = cfg.method
     if method.get("demonstrations") is not None:
-        raise FewtuneError("method=pet does not take demonstrations; remove method.demonstrations (or use method=prompt-demo)")
+        raise FewtuneError(
+            "method=pet does not take demonstrations; remove method.demonstrations (or use method=prompt-demo)"
+        )
     if method.get("calibrate"):
-        raise FewtuneError("method=pet trains its patterns, and calibration is for untrained prompts; remove method.calibrate")
+        raise FewtuneError(
+            "method=pet trains its patterns, and calibration is for untrained prompts; remove method.calibrate"
+        )
     if cfg.task.get("regression"):
         raise FewtuneError(
             f"method=pet needs a classification task: task '{cfg.task.name}' predicts a score, which PET's "
@@ -69,7 +81,9 @@ def check_combination(cfg) -> None:
         )
     exit_cfg = cfg.get("exit")
     if exit_cfg is not None and exit_cfg.get("name", "none") != "none":
-        raise FewtuneError(f"method=pet does not combine with early exit (exit={exit_cfg.name}); use exit=none")
+        raise FewtuneError(
+            f"method=pet does not combine with early exit (exit={exit_cfg.name}); use exit=none"
+        )
 
 
 def _number(value) -> bool:

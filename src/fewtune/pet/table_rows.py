@@ -24,7 +24,10 @@ def pet_rows(run) -> list:
     title = method_cfg.get("title") or METHOD
 
     def named(kind: str, key: str) -> dict:
-        return {"method": key + plus + peft, "method_title": run.method_title.replace(title, f"{title} {kind}", 1)}
+        return {
+            "method": key + plus + peft,
+            "method_title": run.method_title.replace(title, f"{title} {kind}", 1),
+        }
 
     if not method_cfg.get("distill", True):
         return [replace(run, **named("ensemble", METHOD))]
@@ -47,6 +50,11 @@ def pet_rows(run) -> list:
         dev=run.metrics.get("ensemble_dev"),
         trainable_params=trainable,
         predictions_prefix="ensemble-",  # predictions/ensemble-test.parquet (pet/predictions.py)
-        metrics={**run.metrics, "test": run.metrics["ensemble"], "best_dev": run.metrics.get("ensemble_dev"), **costs},
+        metrics={
+            **run.metrics,
+            "test": run.metrics["ensemble"],
+            "best_dev": run.metrics.get("ensemble_dev"),
+            **costs,
+        },
     )
     return [ensemble, distilled]

@@ -9,10 +9,9 @@ from pathlib import Path
 import torch
 
 from fewtune.data.tasks import Example
-
 from fewtune.pet.ensemble import accuracy
-from fewtune.pet.model_run import ModelRun
 from fewtune.pet.kshot import KShot
+from fewtune.pet.model_run import ModelRun
 from fewtune.pet.patterns import Pattern, classifier_config, pattern_config
 
 
@@ -28,18 +27,23 @@ class Trained:
     trainable: int
     total: int
     train_size: int
-    precision: str  # as the trainer resolved it ("bf16" -> "bf16-mixed"), as method=prompt records it
+    precision: (
+        str  # as the trainer resolved it ("bf16" -> "bf16-mixed"), as method=prompt records it
+    )
     dev_accuracy_before: float | None = None
 
     @classmethod
-    def of(cls, model: ModelRun, data: KShot, unlabeled: list[Example], before: float | None = None) -> "Trained":
+    def of(
+        cls, model: ModelRun, data: KShot, unlabeled: list[Example], before: float | None = None
+    ) -> Trained:
         return cls(
             dev=model.predict(data.dev),
             test=model.predict(data.test),
             unlabeled=model.predict(unlabeled),
             best_dev=model.best_dev,
             steps=model.steps,
-            step_times=model.timer.times[1:] or model.timer.times,  # without the warm-up step, as StepTimer
+            step_times=model.timer.times[1:]
+            or model.timer.times,  # without the warm-up step, as StepTimer
             stored_bytes=model.stored_bytes,
             trainable=model.trainable,
             total=model.total,
@@ -55,11 +59,15 @@ def train_pattern(cfg, pattern: Pattern, family: str, folder: Path, data: KShot,
     ``added`` (example, label) pairs; its logits on dev, test and ``predict_on``."""
     import pytorch_lightning as pl
 
-    pl.seed_everything(cfg.seed, workers=True)  # as a single run (run/single.py) seeds method=prompt
+    pl.seed_everything(
+        cfg.seed, workers=True
+    )  # as a single run (run/single.py) seeds method=prompt
     model = ModelRun(pattern_config(cfg, pattern, family, folder))
     before = None
     if measure_before:
-        with torch.random.fork_rng(devices=[]):  # the DataLoader draws a seed: keep training's randomness
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # the DataLoader draws a seed: keep training's randomness
             before = accuracy(model.predict(data.dev), data.targets("dev"))
     if added:
         model.set_training([ex for ex, _ in added], [label for _, label in added], keep_k_shot=True)
@@ -67,7 +75,9 @@ def train_pattern(cfg, pattern: Pattern, family: str, folder: Path, data: KShot,
     return Trained.of(model, data, predict_on, before)
 
 
-def train_distilled(cfg, data: KShot, unlabeled: list[Example], soft_labels: torch.Tensor) -> Trained:
+def train_distilled(
+    cfg, data: KShot, unlabeled: list[Example], soft_labels: torch.Tensor
+) -> Trained:
     """method=finetune's classifier head trained on the soft labels alone; dev picks its checkpoint."""
     import pytorch_lightning as pl
 

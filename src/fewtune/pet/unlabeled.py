@@ -15,7 +15,6 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from fewtune.data.originals import load_pool, sentence_key
-
 from fewtune.data.tasks import Example, TaskSpec, read_examples
 from fewtune.data.text_files import read_text
 from fewtune.errors import FewtuneError
@@ -23,7 +22,9 @@ from fewtune.errors import FewtuneError
 FILE_SETTING = "method.unlabeled_file"
 
 
-def unlabeled_examples(cfg, task: TaskSpec, limit: int | None, file: str | None, kshot: list[Example]):
+def unlabeled_examples(
+    cfg, task: TaskSpec, limit: int | None, file: str | None, kshot: list[Example]
+):
     """(examples, where they came from): the pool or ``file`` without the K-shot examples (and
     without repeats), then ``limit`` of them drawn with ``cfg.seed``."""
     examples, source = read_file(file, task) if file else original_pool(cfg, task)
@@ -35,7 +36,9 @@ def unlabeled_examples(cfg, task: TaskSpec, limit: int | None, file: str | None,
             seen.add(key)
             kept.append(ex)
     if not kept:
-        raise FewtuneError(f"method=pet: {source} has no examples besides the K-shot ones; give more with {FILE_SETTING}")
+        raise FewtuneError(
+            f"method=pet: {source} has no examples besides the K-shot ones; give more with {FILE_SETTING}"
+        )
     if limit is not None and len(kept) > limit:
         kept = random.Random(cfg.seed).sample(kept, limit)
     return kept, source
@@ -79,13 +82,19 @@ def read_file(file: str, task: TaskSpec) -> tuple[list[Example], str]:
         raise FewtuneError(
             f"{FILE_SETTING}={path} does not exist; give a file with one text a line, or JSON lines with {fields}"
         )
-    lines = [(n, line.strip()) for n, line in enumerate(read_text(path).splitlines(), 1)]  # UTF-8, or file and line
+    lines = [
+        (n, line.strip()) for n, line in enumerate(read_text(path).splitlines(), 1)
+    ]  # UTF-8, or file and line
     lines = [(n, line) for n, line in lines if line]
     if path.suffix == ".jsonl":
         return [_json_example(path, n, line, fields) for n, line in lines], str(path)
     if len(fields) != 1:
-        raise FewtuneError(f"{FILE_SETTING}={path}: task '{task.name}' has the fields {fields}; give them as JSON lines (.jsonl)")
-    return [Example(fields={fields[0]: line}, label="", guid=f"unlabeled-{n}") for n, line in lines], str(path)
+        raise FewtuneError(
+            f"{FILE_SETTING}={path}: task '{task.name}' has the fields {fields}; give them as JSON lines (.jsonl)"
+        )
+    return [
+        Example(fields={fields[0]: line}, label="", guid=f"unlabeled-{n}") for n, line in lines
+    ], str(path)
 
 
 def _json_example(path: Path, line_no: int, line: str, fields: list[str]) -> Example:
@@ -95,5 +104,9 @@ def _json_example(path: Path, line_no: int, line: str, fields: list[str]) -> Exa
         raise FewtuneError(f"{path} line {line_no}: not a JSON object ({err.msg})") from None
     missing = [f for f in fields if not isinstance(record, dict) or f not in record]
     if missing:
-        raise FewtuneError(f"{path} line {line_no}: no field(s) {missing}; each line needs {fields}")
-    return Example(fields={f: str(record[f]).strip() for f in fields}, label="", guid=f"unlabeled-{line_no}")
+        raise FewtuneError(
+            f"{path} line {line_no}: no field(s) {missing}; each line needs {fields}"
+        )
+    return Example(
+        fields={f: str(record[f]).strip() for f in fields}, label="", guid=f"unlabeled-{line_no}"
+    )

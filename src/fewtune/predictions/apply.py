@@ -18,7 +18,6 @@ from omegaconf import DictConfig, open_dict
 from pytorch_lightning.callbacks import Callback
 
 from fewtune.data.tasks import Example, TaskSpec
-
 from fewtune.errors import FewtuneError
 from fewtune.predictions.store import Predictions, task_meta
 from fewtune.run.results import METRICS_FILE
@@ -51,7 +50,9 @@ def require_weights(cfg: DictConfig, run_dir: Path) -> None:
 
 def require_finished(run_dir: Path) -> None:
     if not (run_dir / METRICS_FILE).is_file():
-        raise FewtuneError(f"{run_dir} has no {METRICS_FILE}: the run did not finish, so it has no final weights to apply")
+        raise FewtuneError(
+            f"{run_dir} has no {METRICS_FILE}: the run did not finish, so it has no final weights to apply"
+        )
 
 
 def placeholder_label(task: TaskSpec) -> str:
@@ -71,33 +72,43 @@ def for_prediction(cfg: DictConfig, progress: str) -> DictConfig:
 class LogEveryTenth(Callback):
     """Progress for a long file without a terminal: a log line at each tenth of the batches."""
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         total = sum(trainer.num_test_batches)
         if (batch_idx + 1) % max(1, total // 10) == 0 or batch_idx + 1 == total:
             log.info("predicted %d/%d batches", batch_idx + 1, total)
 
 
-def predict_examples(cfg: DictConfig, run_dir: Path, examples: list[Example], progress: str = "auto") -> Predictions:
+def predict_examples(
+    cfg: DictConfig, run_dir: Path, examples: list[Example], progress: str = "auto"
+) -> Predictions:
     """The run's predictions for ``examples``, in their order (``index`` = position)."""
     import hydra
     import pytorch_lightning as pl
 
-    from fewtune.scoring.calibration import calibrate_module
-    from fewtune.run.reload import load_run_weights
     from fewtune.predictions.recorder import PredictionRecorder
+    from fewtune.run.build import build
     from fewtune.run.console import is_terminal
     from fewtune.run.progress import progress_callbacks
-    from fewtune.run.build import build
+    from fewtune.run.reload import load_run_weights
+    from fewtune.scoring.calibration import calibrate_module
 
     cfg = for_prediction(cfg, progress)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     datamodule.supplied["test"] = examples
-    calibrate_module(cfg, module, datamodule)  # p_cf as the run measured it (untrained methods only)
+    calibrate_module(
+        cfg, module, datamodule
+    )  # p_cf as the run measured it (untrained methods only)
     load_run_weights(module, cfg, run_dir)
     recorder = PredictionRecorder()
     rich = progress == "rich" or (progress == "auto" and is_terminal())
-    callbacks = [recorder, *progress_callbacks(cfg), *([] if rich or progress == "none" else [LogEveryTenth()])]
+    callbacks = [
+        recorder,
+        *progress_callbacks(cfg),
+        *([] if rich or progress == "none" else [LogEveryTenth()]),
+    ]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     return recorder.predictions("test", task_meta(datamodule.task, "new texts"))

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fewtune.predictions.store import has_predictions, prefix_of, read_run
-
 from fewtune.jobs.atomic import write_file_atomic
+from fewtune.predictions.store import has_predictions, prefix_of, read_run
 
 FOLDER = "confusion"
 
@@ -30,7 +29,13 @@ def write_confusion_matrices(table, chosen: dict, out: Path) -> list[Path]:
                     if key[:4] == (row.method, row.model, int(row.k), task)
                     and has_predictions(run.path, "test", prefix_of(run))]  # fmt: skip
             if runs:
-                path = _draw(runs, f"{table.titles[task]}: {row.title} ({row.model}, K={row.k})", out, task, row)
+                path = _draw(
+                    runs,
+                    f"{table.titles[task]}: {row.title} ({row.model}, K={row.k})",
+                    out,
+                    task,
+                    row,
+                )
                 if path is not None:
                     written.append(path)
     return written
@@ -51,10 +56,13 @@ def _draw(runs: list, title: str, out: Path, task: str, row) -> Path | None:
     words = predictions[0].meta.get("label_words") or {}
     names = [_word(words.get(label, label)) for label in labels]
     counts = sum(
-        confusion_matrix(p.frame["gold"], p.frame["pred"], labels=range(len(labels))) for p in predictions
+        confusion_matrix(p.frame["gold"], p.frame["pred"], labels=range(len(labels)))
+        for p in predictions
     )
     figure, axes = plt.subplots(figsize=(2.2 + 0.9 * len(labels), 1.8 + 0.9 * len(labels)))
-    ConfusionMatrixDisplay(np.asarray(counts), display_labels=names).plot(ax=axes, colorbar=False, cmap="Blues")
+    ConfusionMatrixDisplay(np.asarray(counts), display_labels=names).plot(
+        ax=axes, colorbar=False, cmap="Blues"
+    )
     seeds = f"{len(predictions)} seed{'s' if len(predictions) > 1 else ''}"
     axes.set_title(f"{title}\n{seeds}, {int(counts.sum())} test predictions", fontsize=9)
     axes.set_xlabel("predicted")

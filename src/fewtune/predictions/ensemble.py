@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fewtune.errors import FewtuneError
-
+from fewtune.jobs.atomic import write_file_atomic, write_json_atomic
 from fewtune.predictions.rescore import rescore
 from fewtune.predictions.store import (
     SPLITS,
@@ -29,7 +29,6 @@ from fewtune.predictions.store import (
     path_of,
     read_run,
 )
-from fewtune.jobs.atomic import write_file_atomic, write_json_atomic
 from fewtune.run.results import METRICS_FILE
 
 CONFIG = Path(".hydra") / "config.yaml"
@@ -53,7 +52,10 @@ def find_members(paths: list[Path]) -> list[Member]:
         runs = [f for f in folders if (f / METRICS_FILE).is_file() and has_predictions(f)]
         if not runs:
             raise FewtuneError(f"no finished run with predictions/test.parquet at or below {path}")
-        found += [Member(f, OmegaConf.load(f / CONFIG), json.loads((f / METRICS_FILE).read_text())) for f in runs]
+        found += [
+            Member(f, OmegaConf.load(f / CONFIG), json.loads((f / METRICS_FILE).read_text()))
+            for f in runs
+        ]
     return found
 
 
@@ -80,7 +82,9 @@ def average(members: list[Predictions]) -> Predictions:
     return Predictions.build(meta, frame["index"], frame["gold"], probs=mean)
 
 
-def ensemble(paths: list[Path], out: Path, name: str = "ensemble", title: str | None = None, by: str = "seed") -> list[Path]:
+def ensemble(
+    paths: list[Path], out: Path, name: str = "ensemble", title: str | None = None, by: str = "seed"
+) -> list[Path]:
     """Write one ensemble run folder per group under ``out``; returns them."""
     if by not in BY:
         raise FewtuneError(f"--by {by} is unknown; use one of {list(BY)}")
@@ -91,7 +95,9 @@ def ensemble(paths: list[Path], out: Path, name: str = "ensemble", title: str | 
     small = [seed for seed, group in groups.items() if len(group) < 2]
     if small:
         where = f"seed {small[0]} has" if by == "seed" else "there is"
-        raise FewtuneError(f"an ensemble needs at least 2 runs, and {where} {len(groups[small[0]])}; give more runs")
+        raise FewtuneError(
+            f"an ensemble needs at least 2 runs, and {where} {len(groups[small[0]])}; give more runs"
+        )
     written = []
     for seed, group in sorted(groups.items(), key=lambda kv: kv[0] or 0):
         folder = out / (f"{name}-seed{seed}" if by == "seed" else name)

@@ -31,11 +31,15 @@ class InputTable:
 def format_of(path: Path, given: str | None = None, what: str = "--input") -> str:
     if given:
         if given not in FORMATS.values():
-            raise FewtuneError(f"format '{given}' is unknown; use one of {sorted(FORMATS.values())}")
+            raise FewtuneError(
+                f"format '{given}' is unknown; use one of {sorted(FORMATS.values())}"
+            )
         return given
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise FewtuneError(f"{what} {path}: cannot tell its format from '{path.suffix}'; name it .csv, .tsv or .jsonl (or give --format)")
+        raise FewtuneError(
+            f"{what} {path}: cannot tell its format from '{path.suffix}'; name it .csv, .tsv or .jsonl (or give --format)"
+        )
     return fmt
 
 
@@ -56,7 +60,9 @@ def read_table(path: str | Path, fmt: str | None = None) -> InputTable:
         quoting = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
         reader = csv.DictReader(text.splitlines(), **quoting)
         columns = list(reader.fieldnames or [])
-        rows = [{key: value or "" for key, value in row.items() if key is not None} for row in reader]
+        rows = [
+            {key: value or "" for key, value in row.items() if key is not None} for row in reader
+        ]
     if not rows:
         raise FewtuneError(f"--input {path} has a header line but no rows: nothing to predict")
     return InputTable(path, columns, rows)
@@ -70,14 +76,20 @@ def _jsonl_rows(path: Path, text: str) -> list[dict[str, str]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise FewtuneError(f"--input {path} line {number} is not JSON ({err.msg}); give one JSON object per line") from None
+            raise FewtuneError(
+                f"--input {path} line {number} is not JSON ({err.msg}); give one JSON object per line"
+            ) from None
         if not isinstance(row, dict):
-            raise FewtuneError(f"--input {path} line {number} is not a JSON object; give one object per line")
+            raise FewtuneError(
+                f"--input {path} line {number} is not a JSON object; give one object per line"
+            )
         rows.append({key: "" if value is None else str(value) for key, value in row.items()})
     return rows
 
 
-def column_map(text_columns: list[str], fields: tuple[str, ...], table: InputTable) -> dict[str, str]:
+def column_map(
+    text_columns: list[str], fields: tuple[str, ...], table: InputTable
+) -> dict[str, str]:
     """{task field: input column}, checked against the file's columns."""
     if not text_columns:
         mapping = {field: field for field in fields}
@@ -85,7 +97,9 @@ def column_map(text_columns: list[str], fields: tuple[str, ...], table: InputTab
         named = [c for c in text_columns if "=" in c]
         plain = [c for c in text_columns if "=" not in c]
         if named and plain:
-            raise FewtuneError("--text-column: give every column as FIELD=COLUMN, or every one by position, not both")
+            raise FewtuneError(
+                "--text-column: give every column as FIELD=COLUMN, or every one by position, not both"
+            )
         if plain:
             if len(plain) != len(fields):
                 raise FewtuneError(
@@ -97,7 +111,9 @@ def column_map(text_columns: list[str], fields: tuple[str, ...], table: InputTab
             mapping = dict(c.split("=", 1) for c in named)
             unknown = sorted(set(mapping) - set(fields))
             if unknown:
-                raise FewtuneError(f"--text-column {unknown[0]}=...: the task has no field '{unknown[0]}'; its fields: {list(fields)}")
+                raise FewtuneError(
+                    f"--text-column {unknown[0]}=...: the task has no field '{unknown[0]}'; its fields: {list(fields)}"
+                )
             mapping = {field: mapping.get(field, field) for field in fields}
     for field, column in mapping.items():
         if column not in table.columns:

@@ -25,7 +25,9 @@ class PredictionRecorder(Callback):
         if self._validating(trainer):
             self.parts["dev"] = []
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if self._validating(trainer) and outputs is not None:
             self.parts["dev"].append(_part(pl_module, outputs, batch, batch_idx))
 
@@ -37,7 +39,9 @@ class PredictionRecorder(Callback):
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self.parts["test"] = []
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if outputs is not None:
             self.parts["test"].append(_part(pl_module, outputs, batch, batch_idx))
 
@@ -57,7 +61,9 @@ class PredictionRecorder(Callback):
         batch = torch.cat([torch.full((len(p["index"]),), n) for n, p in enumerate(parts)])
         order = torch.arange(len(batch))
         columns = {key: value.numpy() for key, value in cat.items()}
-        return Predictions.build({**meta, "split": split}, batch=batch.numpy(), order=order.numpy(), **columns)
+        return Predictions.build(
+            {**meta, "split": split}, batch=batch.numpy(), order=order.numpy(), **columns
+        )
 
 
 def _part(module, logits: torch.Tensor, batch: dict, batch_idx: int) -> dict:
@@ -77,7 +83,11 @@ def _part(module, logits: torch.Tensor, batch: dict, batch_idx: int) -> dict:
 
 def _gather(trainer, parts: list[dict]) -> list[dict]:
     """Every process's batches, process after process (without DDP: ``parts`` itself)."""
-    if trainer.world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+    if (
+        trainer.world_size <= 1
+        or not torch.distributed.is_available()
+        or not torch.distributed.is_initialized()
+    ):
         return parts
     everyone: list = [None] * trainer.world_size
     torch.distributed.all_gather_object(everyone, parts)

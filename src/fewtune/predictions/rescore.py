@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from fewtune.run.metrics import build_metrics, to_floats
-
 from fewtune.predictions.store import Predictions
+from fewtune.run.metrics import build_metrics, to_floats
 
 
 def rescore(predictions: Predictions) -> dict[str, float]:
@@ -26,7 +25,9 @@ def rescore(predictions: Predictions) -> dict[str, float]:
         metrics.update(*_batch(predictions, rows))
     out = to_floats(metrics.compute())
     if "exit_layer" in frame:
-        out["exit_layers"] = float(torch.tensor(frame["exit_layer"].to_numpy(), dtype=torch.long).float().mean())
+        out["exit_layers"] = float(
+            torch.tensor(frame["exit_layer"].to_numpy(), dtype=torch.long).float().mean()
+        )
     return out
 
 
@@ -34,7 +35,9 @@ def _batch(predictions: Predictions, rows) -> tuple[torch.Tensor, torch.Tensor]:
     if predictions.regression:
         return torch.tensor(rows["score"].to_numpy()), torch.tensor(rows["gold"].to_numpy())
     # label indices as the run's batches held them (int64)
-    return torch.tensor(rows["pred"].to_numpy(), dtype=torch.long), torch.tensor(rows["gold"].to_numpy(), dtype=torch.long)
+    return torch.tensor(rows["pred"].to_numpy(), dtype=torch.long), torch.tensor(
+        rows["gold"].to_numpy(), dtype=torch.long
+    )
 
 
 def metric_value(predictions: Predictions) -> float:

@@ -9,7 +9,9 @@ from pathlib import Path
 from fewtune.predictions.store import SPLITS, Predictions, path_of, task_meta
 
 
-def write_run_predictions(out: str | Path, recorder, datamodule, prefix: str = "") -> dict[str, Predictions]:
+def write_run_predictions(
+    out: str | Path, recorder, datamodule, prefix: str = ""
+) -> dict[str, Predictions]:
     """The recorder's dev and test predictions, written under ``out``; {split: predictions}."""
     written = {}
     for split in SPLITS:

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fewtune.predictions.rescore import metric_value
-
 from fewtune.predictions.store import Predictions, has_predictions, prefix_of, read_run
 
 ALPHA = 0.05
@@ -56,7 +55,11 @@ class RowSeeds:
         return set(all_seeds) if self.seed_free and len(self.by_seed) == 1 else set(self.by_seed)
 
     def at(self, seed: int) -> Predictions:
-        return next(iter(self.by_seed.values())) if self.seed_free and len(self.by_seed) == 1 else self.by_seed[seed]
+        return (
+            next(iter(self.by_seed.values()))
+            if self.seed_free and len(self.by_seed) == 1
+            else self.by_seed[seed]
+        )
 
 
 @dataclass
@@ -91,7 +94,9 @@ class Significance:
 
     def __post_init__(self):
         # letters for the rows a mark names (beaten somewhere); significance.csv names the others too
-        beaten = sorted({p.b if p.diff > 0 else p.a for p in self.pairs if p.significant and p.diff != 0})
+        beaten = sorted(
+            {p.b if p.diff > 0 else p.a for p in self.pairs if p.significant and p.diff != 0}
+        )
         others = sorted(({p.a for p in self.pairs} | {p.b for p in self.pairs}) - set(beaten))
         self.letters = {row: _letter(n) for n, row in enumerate(beaten + others)}
         self.shown = set(beaten)
@@ -105,7 +110,9 @@ class Significance:
                 out[(winner, pair.task)] = out.get((winner, pair.task), "") + self.letters[loser]
         return {key: "".join(sorted(value)) for key, value in out.items()}
 
-    def marked_rows(self, text_rows: list[list[str]], tasks: list[str], style: str) -> list[list[str]]:
+    def marked_rows(
+        self, text_rows: list[list[str]], tasks: list[str], style: str
+    ) -> list[list[str]]:
         """The table's text rows with each tested row's letter and each cell's marks (markdown or latex)."""
         marks = self.marks()
         wrap = (lambda m: f"<sup>{m}</sup>") if style == "markdown" else (lambda m: f"$^{{{m}}}$")
@@ -152,7 +159,11 @@ class Significance:
 
 def _letter(n: int) -> str:
     letters = string.ascii_lowercase
-    return letters[n] if n < len(letters) else letters[n // len(letters) - 1] + letters[n % len(letters)]
+    return (
+        letters[n]
+        if n < len(letters)
+        else letters[n // len(letters) - 1] + letters[n % len(letters)]
+    )
 
 
 def compare(table, chosen: dict, resamples: int = RESAMPLES, seed: int = 0) -> Significance | None:
@@ -172,7 +183,11 @@ def _column(table, chosen: dict, task: str) -> list[RowSeeds]:
     for i, row in enumerate(table.rows):
         if row.paper:
             continue
-        runs = {key[-1]: run for key, run in chosen.items() if key[:4] == (row.method, row.model, int(row.k), task)}
+        runs = {
+            key[-1]: run
+            for key, run in chosen.items()
+            if key[:4] == (row.method, row.model, int(row.k), task)
+        }
         by_seed = {seed: read_run(run.path, "test", prefix_of(run)) for seed, run in sorted(runs.items())
                    if has_predictions(run.path, "test", prefix_of(run))}  # fmt: skip
         if by_seed:
@@ -217,12 +232,18 @@ def _pair_test(task, metric, a, b, seeds, boot, observed, resamples, rng) -> Pai
     d = float(diffs.mean())
     per_seed = np.stack([boot[(a, s)] - boot[(b, s)] for s in seeds])  # [seeds, resamples]
     drawn = rng.integers(0, len(seeds), size=(resamples, len(seeds)))  # level 1: the seeds
-    slots = np.stack([rng.permutation(resamples) for _ in seeds], 1)  # each slot its own example draw
+    slots = np.stack(
+        [rng.permutation(resamples) for _ in seeds], 1
+    )  # each slot its own example draw
     star = per_seed[drawn, slots].mean(1)
     p = (1 + np.count_nonzero(np.abs(star - d) >= abs(d))) / (1 + resamples) if d != 0 else 1.0
     t = None
     if len(seeds) >= 2 and np.ptp(diffs) > 0:
-        t = float(stats.ttest_rel([observed[(a, s)] for s in seeds], [observed[(b, s)] for s in seeds]).pvalue)
+        t = float(
+            stats.ttest_rel(
+                [observed[(a, s)] for s in seeds], [observed[(b, s)] for s in seeds]
+            ).pvalue
+        )
     return PairResult(
         task, metric, a, b, list(seeds),
         float(np.mean([observed[(a, s)] for s in seeds])), float(np.mean([observed[(b, s)] for s in seeds])), d,
@@ -248,7 +269,9 @@ def _bootstrap_metric(predictions: list[Predictions], resamples: int, rng) -> li
     n = len(predictions[0].frame)
     out = [[] for _ in predictions]
     for start in range(0, resamples, CHUNK):
-        weights = rng.multinomial(n, np.full(n, 1 / n), size=min(CHUNK, resamples - start)).astype(np.float64)
+        weights = rng.multinomial(n, np.full(n, 1 / n), size=min(CHUNK, resamples - start)).astype(
+            np.float64
+        )
         for values, p in zip(out, predictions):
             values.append(weighted_metric(p, weights))
     return [np.concatenate(v) for v in out]
@@ -264,7 +287,9 @@ def weighted_metric(p: Predictions, weights: np.ndarray) -> np.ndarray:
         return _weighted_pearson(x, y, weights)
     classes = len(p.labels)
     code = frame["gold"].to_numpy() * classes + frame["pred"].to_numpy()
-    confusion = (weights @ np.eye(classes * classes)[code]).reshape(-1, classes, classes)  # [r, gold, pred]
+    confusion = (weights @ np.eye(classes * classes)[code]).reshape(
+        -1, classes, classes
+    )  # [r, gold, pred]
     return confusion_metric(confusion, p.metric)
 
 
@@ -275,8 +300,14 @@ def confusion_metric(confusion: np.ndarray, metric: str) -> np.ndarray:
     if metric == "acc":
         return correct / total
     if metric == "f1":
-        tp, predicted, actual = confusion[:, 1, 1], confusion[:, :, 1].sum(1), confusion[:, 1, :].sum(1)
-        return np.divide(2 * tp, predicted + actual, out=np.zeros_like(tp), where=predicted + actual > 0)
+        tp, predicted, actual = (
+            confusion[:, 1, 1],
+            confusion[:, :, 1].sum(1),
+            confusion[:, 1, :].sum(1),
+        )
+        return np.divide(
+            2 * tp, predicted + actual, out=np.zeros_like(tp), where=predicted + actual > 0
+        )
     if metric == "mcc":
         pred_totals, true_totals = confusion.sum(1), confusion.sum(2)
         cov_ytyp = correct * total - (pred_totals * true_totals).sum(1)

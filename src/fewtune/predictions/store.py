@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs.atomic import write_file_atomic
 
 FOLDER = "predictions"
@@ -83,7 +82,9 @@ class Predictions:
 
     def outputs(self) -> np.ndarray:
         """What an ensemble averages: the label probabilities, or the score."""
-        return self.frame["score"].to_numpy(np.float32)[:, None] if self.regression else self.probs()
+        return (
+            self.frame["score"].to_numpy(np.float32)[:, None] if self.regression else self.probs()
+        )
 
     @classmethod
     def build(cls, meta: dict, index, gold, *, probs=None, pred=None, score=None, batch=None, order=None,
@@ -102,7 +103,9 @@ class Predictions:
         if exit_layer is not None:
             columns["exit_layer"] = np.asarray(exit_layer, np.int16)
         columns["batch"] = np.zeros(n, np.int32) if batch is None else np.asarray(batch, np.int32)
-        columns["order"] = np.arange(n, dtype=np.int32) if order is None else np.asarray(order, np.int32)
+        columns["order"] = (
+            np.arange(n, dtype=np.int32) if order is None else np.asarray(order, np.int32)
+        )
         frame = pd.DataFrame(columns).sort_values("index", kind="stable").reset_index(drop=True)
         return cls(frame, dict(meta))
 
@@ -116,10 +119,18 @@ class Predictions:
         # SST-2's 872 test rows: about 10 KB instead of 18 KB.
         table = table.replace_schema_metadata({META_KEY: json.dumps(self.meta)})
         encodings = {name: "DELTA_BINARY_PACKED" for name in ("index", "order")}
-        encodings.update({name: "BYTE_STREAM_SPLIT" for name in table.column_names if name.startswith(PROB) or name == "score"})
+        encodings.update(
+            {
+                name: "BYTE_STREAM_SPLIT"
+                for name in table.column_names
+                if name.startswith(PROB) or name == "score"
+            }
+        )
         dictionary = [name for name in table.column_names if name not in encodings]
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd", use_dictionary=dictionary, column_encoding=encodings)
+        pq.write_table(
+            table, buffer, compression="zstd", use_dictionary=dictionary, column_encoding=encodings
+        )
         write_file_atomic(path, buffer.getvalue())
         return Path(path)
 
@@ -129,11 +140,15 @@ def read(path: str | Path) -> Predictions:
 
     path = Path(path)
     if not path.is_file():
-        raise FewtuneError(f"{path} is missing: the run stored no predictions (made before they were stored?)")
+        raise FewtuneError(
+            f"{path} is missing: the run stored no predictions (made before they were stored?)"
+        )
     table = pq.read_table(path)
     meta = (table.schema.metadata or {}).get(META_KEY)
     if meta is None:
-        raise FewtuneError(f"{path} is not a fewtune predictions file (no '{META_KEY.decode()}' metadata)")
+        raise FewtuneError(
+            f"{path} is not a fewtune predictions file (no '{META_KEY.decode()}' metadata)"
+        )
     return Predictions(table.to_pandas(), json.loads(meta))
 
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fewtune.predictions.confusion import write_confusion_matrices
-
-from fewtune.predictions.significance import Significance, compare
 from fewtune.jobs.atomic import write_file_atomic
+from fewtune.predictions.confusion import write_confusion_matrices
+from fewtune.predictions.significance import Significance, compare
 
 SIGNIFICANCE_FILE = "significance.csv"
 
@@ -30,7 +29,9 @@ class TableExtras:
         """The note under the table, naming the test; latex keeps it one paragraph (a tabular cell)."""
         if self.significance is None:
             return note
-        return ("\n\n" if style == "markdown" else " ").join(part for part in (note, self.significance.caption()) if part)
+        return ("\n\n" if style == "markdown" else " ").join(
+            part for part in (note, self.significance.caption()) if part
+        )
 
 
 def significance_and_confusion(table, chosen: dict, out: Path, resamples: int) -> TableExtras:
@@ -41,5 +42,7 @@ def significance_and_confusion(table, chosen: dict, out: Path, resamples: int) -
     if extras.significance is not None:
         write_file_atomic(out / SIGNIFICANCE_FILE, extras.significance.csv())
         extras.written.append(SIGNIFICANCE_FILE)
-    extras.written += [str(p.relative_to(out)) for p in write_confusion_matrices(table, chosen, out)]
+    extras.written += [
+        str(p.relative_to(out)) for p in write_confusion_matrices(table, chosen, out)
+    ]
     return extras

@@ -14,7 +14,6 @@ from pathlib import Path
 from statistics import fmean
 
 from fewtune.jobs.atomic import write_file_atomic
-
 from fewtune.report.formats import to_csv, to_markdown
 from fewtune.report.summary import Cell, best_runs, order_key
 
@@ -43,12 +42,17 @@ def _mean(values: list) -> float | None:
     return fmean(values) if values else None
 
 
-def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tuple[list[str], list[list[str]]]:
+def cost_rows(
+    runs: list, task_order: list[str], method_order: list[str]
+) -> tuple[list[str], list[list[str]]]:
     """(header, rows) over the best-on-dev run of each seed, as the main table selects."""
     groups: dict[tuple, list] = defaultdict(list)
     for (method, model, k, task, _seed), run in best_runs(runs).items():
         groups[(task, method, model, k)].append(run)
-    ordered = sorted(groups, key=lambda key: (order_key(key[0], task_order), order_key(key[1], method_order), key[2:]))
+    ordered = sorted(
+        groups,
+        key=lambda key: (order_key(key[0], task_order), order_key(key[1], method_order), key[2:]),
+    )
     metric_names = sorted({groups[key][0].metric for key in ordered})
     # Runs on a GPU also report the GPU's peak memory: a column of its own, only then.
     on_gpu = any(run.metrics.get("peak_gpu_mb") for key in ordered for run in groups[key])
@@ -60,7 +64,9 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
         first = metrics[0]
         step = _mean([m.get("step_time_s") for m in metrics])
         rss = _mean([m.get("peak_rss_mb") for m in metrics])
-        cpu = _mean([m.get("cpu_time_s") for m in metrics])  # the whole job's: loading, training, dev, test
+        cpu = _mean(
+            [m.get("cpu_time_s") for m in metrics]
+        )  # the whole job's: loading, training, dev, test
         gpu = _mean([m.get("peak_gpu_mb") for m in metrics])
         cell = Cell([run.test for run in group]).text(len(group))
         rows.append([
@@ -77,7 +83,9 @@ def cost_rows(runs: list, task_order: list[str], method_order: list[str]) -> tup
     return header, rows
 
 
-def write_costs(runs: list, out: Path, task_order: list[str], method_order: list[str]) -> tuple[str, list[str]]:
+def write_costs(
+    runs: list, out: Path, task_order: list[str], method_order: list[str]
+) -> tuple[str, list[str]]:
     """costs.md and costs.csv in ``out``; returns the Markdown and the file names."""
     header, rows = cost_rows(runs, task_order, method_order)
     markdown = to_markdown(header, rows)

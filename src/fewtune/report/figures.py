@@ -41,7 +41,9 @@ def panel_grid(n: int, ncols: int = PANEL_COLUMNS, size: tuple[float, float] = P
     plt = pyplot()
     ncols = max(1, min(n, ncols))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
+    )
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat)[:n]
@@ -55,5 +57,12 @@ def shared_legend(fig, axes, ncol: int = 2, first: tuple[str, ...] = ()) -> None
             legend.setdefault(label, handle)
     labels = sorted(legend, key=lambda label: label in first)  # the named entries last
     fig.tight_layout()
-    fig.legend([legend[label] for label in labels], labels, fontsize=7, loc="upper center",
-               ncol=max(1, min(ncol, len(labels))), bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.legend(
+        [legend[label] for label in labels],
+        labels,
+        fontsize=7,
+        loc="upper center",
+        ncol=max(1, min(ncol, len(labels))),
+        bbox_to_anchor=(0.5, 0.0),
+        frameon=False,
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewtune.report.figures import PANEL_COLUMNS, panel_grid, save_figure, shared_legend
-
 from fewtune.report.params import params_accuracy_figure
 
 BAR_CHART = "bar_chart.png"
@@ -55,8 +54,17 @@ def bar_chart_figure(table, dots: bool = True):
             if cell is None:
                 continue
             mean, std = 100 * cell.mean, None if cell.std is None else 100 * cell.std
-            bars = ax.bar(x, mean, width=0.8, color=color, label=_label(row), hatch="//" if row.paper else None,
-                          yerr=std, capsize=2, error_kw={"elinewidth": 1})
+            bars = ax.bar(
+                x,
+                mean,
+                width=0.8,
+                color=color,
+                label=_label(row),
+                hatch="//" if row.paper else None,
+                yerr=std,
+                capsize=2,
+                error_kw={"elinewidth": 1},
+            )
             values = [] if row.paper else [100 * v for v in cell.values]
             lows += [mean - (std or 0.0), *values]
             if dots and not row.paper:
@@ -71,11 +79,15 @@ def bar_chart_figure(table, dots: bool = True):
         if i % PANEL_COLUMNS == 0:
             ax.set_ylabel("test metric (%)", fontsize=7)
     seeds = "one dot per seed"
-    if dots and any(len(getattr(c, "values", ())) > 1 for row in table.rows for c in row.cells.values()):
+    if dots and any(
+        len(getattr(c, "values", ())) > 1 for row in table.rows for c in row.cells.values()
+    ):
         axes[0].scatter([], [], s=9, color="black", label=seeds)  # the legend's entry
     if table.has_paper:
-        fig.suptitle("mean ± std over seeds; hatched: LM-BFF (Gao, Fisch and Chen, ACL 2021), Table 3",
-                     fontsize=8)
+        fig.suptitle(
+            "mean ± std over seeds; hatched: LM-BFF (Gao, Fisch and Chen, ACL 2021), Table 3",
+            fontsize=8,
+        )
     shared_legend(fig, axes, first=(seeds,))
     return fig
 
@@ -88,7 +100,9 @@ def _seed_dots(ax, bars, cells) -> None:
             continue
         left, width = bar.get_x(), bar.get_width()
         xs = [left + width * (0.25 + 0.5 * i / (len(values) - 1)) for i in range(len(values))]
-        ax.scatter(xs, [100 * v for v in values], s=6, color="black", alpha=0.75, zorder=3, linewidths=0)
+        ax.scatter(
+            xs, [100 * v for v in values], s=6, color="black", alpha=0.75, zorder=3, linewidths=0
+        )
 
 
 def learning_curve(table, path: Path) -> Path | None:
@@ -114,7 +128,9 @@ def learning_curve_figure(table):
                 x = [k for k, _ in points]
                 y = [100 * c.mean for _, c in points]
                 err = [100 * (c.std or 0.0) for _, c in points]
-                ax.errorbar(x, y, yerr=err, marker="o", markersize=3, capsize=2, label=f"{title} · {model}")
+                ax.errorbar(
+                    x, y, yerr=err, marker="o", markersize=3, capsize=2, label=f"{title} · {model}"
+                )
         ax.set_xscale("log", base=2)
         ax.set_xticks(ks, [str(k) for k in ks])
         ax.set_title(table.column(task), fontsize=8)
@@ -136,4 +152,8 @@ def write_plots(table, out: Path, runs=None) -> list[Path]:
     written = [bar_chart(table, out / BAR_CHART)]
     curve = learning_curve(table, out / LEARNING_CURVE)
     params = params_accuracy_figure(runs) if runs else None
-    return written + ([curve] if curve else []) + ([save_figure(params, out / PARAMS_ACCURACY)] if params else [])
+    return (
+        written
+        + ([curve] if curve else [])
+        + ([save_figure(params, out / PARAMS_ACCURACY)] if params else [])
+    )

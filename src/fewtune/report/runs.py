@@ -39,10 +39,16 @@ class Run:
     trainable_params: int | None = None  # from metrics.json: the params-vs-accuracy plot
     metrics: dict = field(default_factory=dict)  # the whole metrics.json: costs.md reads it
     resumable: bool = False  # checkpoints/last.ckpt and no metrics.json: a rerun continues it
-    seed_free: bool = False  # trains nothing and samples nothing: every seed gives the same test result
-    trains: bool = True  # False for zeroshot and icl (calibrated or not): no trained parameters to plot
+    seed_free: bool = (
+        False  # trains nothing and samples nothing: every seed gives the same test result
+    )
+    trains: bool = (
+        True  # False for zeroshot and icl (calibrated or not): no trained parameters to plot
+    )
     peft: str = "none"  # the peft group's name: the params-vs-accuracy plot is drawn for peft runs
-    predictions_prefix: str = ""  # which predictions/<prefix>test.parquet the row scores (PET's ensemble row)
+    predictions_prefix: str = (
+        ""  # which predictions/<prefix>test.parquet the row scores (PET's ensemble row)
+    )
 
 
 def read_run(folder: Path) -> Run:
@@ -53,10 +59,15 @@ def read_run(folder: Path) -> Run:
     peft = cfg.get("peft")
     peft_name = peft.name if peft is not None else "none"
     trains = cfg.method.get("train", True) is not False
-    if cfg.method.get("calibrate"):  # contextual calibration: beside the uncalibrated row, never in it
+    if cfg.method.get(
+        "calibrate"
+    ):  # contextual calibration: beside the uncalibrated row, never in it
         method, method_title = f"{method}+calibrated", f"{method_title} (calibrated)"
     if peft_name != "none":  # a peft method is a row of its own
-        method, method_title = f"{method}+{peft_name}", f"{method_title} + {peft.get('title') or peft_name}"
+        method, method_title = (
+            f"{method}+{peft_name}",
+            f"{method_title} + {peft.get('title') or peft_name}",
+        )
     run = Run(
         path=folder,
         task=cfg.task.name,
@@ -70,7 +81,8 @@ def read_run(folder: Path) -> Run:
         overrides=overrides,
         status="incomplete",
         # an ensemble of several seeds (fewtune.ensemble --by none) is one number too
-        seed_free=(not trains and cfg.method.get("demonstrations") is None) or bool(cfg.method.get("seed_free")),
+        seed_free=(not trains and cfg.method.get("demonstrations") is None)
+        or bool(cfg.method.get("seed_free")),
         trains=trains,
         peft=peft_name,
     )
@@ -78,9 +90,15 @@ def read_run(folder: Path) -> Run:
         fix = f"rerun that job (its command with hydra.run.dir={folder}) or delete {folder}"
         metrics = read_json_object(folder / METRICS_FILE, fix)
         if not isinstance(metrics.get("test"), dict) or run.metric not in metrics["test"]:
-            raise FewtuneError(f"{folder / METRICS_FILE} has no test {run.metric}: it is no result: {fix}")
+            raise FewtuneError(
+                f"{folder / METRICS_FILE} has no test {run.metric}: it is no result: {fix}"
+            )
         run.metrics = metrics
-        run.status, run.test, run.dev = "completed", metrics["test"][run.metric], metrics.get("best_dev")
+        run.status, run.test, run.dev = (
+            "completed",
+            metrics["test"][run.metric],
+            metrics.get("best_dev"),
+        )
         run.trainable_params = metrics.get("trainable_params")
         if not scored_whole_test(metrics, cfg):  # debug=fast, limit_test_batches: never a result
             run.status, run.error = "smoke", scored_text(metrics)
@@ -103,14 +121,20 @@ def scored_whole_test(metrics: dict, cfg) -> bool:
 
 def scored_text(metrics: dict) -> str:
     scored = metrics.get("scored")
-    return f"{scored['test']} of {scored['test_size']} test examples" if scored else "limit_test_batches set"
+    return (
+        f"{scored['test']} of {scored['test_size']} test examples"
+        if scored
+        else "limit_test_batches set"
+    )
 
 
 def collect_runs(roots: list[Path]) -> list[Run]:
     runs = []
     for root in roots:
         if not root.is_dir():
-            raise FewtuneError(f"{root} is not a folder; give a multirun folder (outputs/multiruns/<date>)")
+            raise FewtuneError(
+                f"{root} is not a folder; give a multirun folder (outputs/multiruns/<date>)"
+            )
         for config in track(sorted(root.rglob(".hydra/config.yaml")), f"reading runs in {root}"):
             runs += method_rows(read_run(config.parent.parent))
     return runs
@@ -137,8 +161,14 @@ def method_rows(run: Run) -> list[Run]:
 
 def problems(roots: list[Path], runs: list[Run]) -> list[str]:
     lines = [f"failed: {r.path} ({r.error})" for r in runs if r.status == "failed"]
-    lines += [f"incomplete ({_why_incomplete(r)}): {r.path}" for r in runs if r.status == "incomplete"]
-    lines += [f"smoke run, not in the table ({r.error} scored): {r.path}" for r in runs if r.status == "smoke"]
+    lines += [
+        f"incomplete ({_why_incomplete(r)}): {r.path}" for r in runs if r.status == "incomplete"
+    ]
+    lines += [
+        f"smoke run, not in the table ({r.error} scored): {r.path}"
+        for r in runs
+        if r.status == "smoke"
+    ]
     for root in roots:
         lines += [f"missing: {root} job '{job}'" for job in missing_jobs(root, runs)]
     return lines
@@ -147,4 +177,6 @@ def problems(roots: list[Path], runs: list[Run]) -> list[str]:
 def _why_incomplete(run: Run) -> str:
     if not run.resumable:
         return "killed or still running"
-    return "resumable from checkpoints/last.ckpt" + (f"; last error: {run.error}" if run.error else "")
+    return "resumable from checkpoints/last.ckpt" + (
+        f"; last error: {run.error}" if run.error else ""
+    )

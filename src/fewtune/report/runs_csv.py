@@ -9,8 +9,21 @@ import json
 
 from fewtune.run.results import METRICS_FILE
 
-COLUMNS = ["task", "method", "model", "k", "seed", "status", "in_table", "test", "best_dev",
-           "config_hash", "commit", "dirty", "run"]
+COLUMNS = [
+    "task",
+    "method",
+    "model",
+    "k",
+    "seed",
+    "status",
+    "in_table",
+    "test",
+    "best_dev",
+    "config_hash",
+    "commit",
+    "dirty",
+    "run",
+]
 
 
 def _provenance(run) -> dict:
@@ -19,7 +32,11 @@ def _provenance(run) -> dict:
         return {}
     metrics = json.loads(path.read_text())
     git = (metrics.get("provenance") or {}).get("git") or {}
-    return {"config_hash": metrics.get("config_hash"), "commit": git.get("commit"), "dirty": git.get("dirty")}
+    return {
+        "config_hash": metrics.get("config_hash"),
+        "commit": git.get("commit"),
+        "dirty": git.get("dirty"),
+    }
 
 
 def runs_csv(runs: list, chosen: dict) -> str:
@@ -30,9 +47,19 @@ def runs_csv(runs: list, chosen: dict) -> str:
     writer.writeheader()
     key = lambda r: (r.task, r.method, r.model, r.k, r.seed, str(r.path))  # noqa: E731
     for run in sorted(runs, key=key):
-        writer.writerow({
-            "task": run.task, "method": run.method, "model": run.model, "k": run.k, "seed": run.seed,
-            "status": run.status, "in_table": "yes" if id(run) in used else "no",
-            "test": run.test, "best_dev": run.dev, "run": str(run.path), **_provenance(run),
-        })
+        writer.writerow(
+            {
+                "task": run.task,
+                "method": run.method,
+                "model": run.model,
+                "k": run.k,
+                "seed": run.seed,
+                "status": run.status,
+                "in_table": "yes" if id(run) in used else "no",
+                "test": run.test,
+                "best_dev": run.dev,
+                "run": str(run.path),
+                **_provenance(run),
+            }
+        )
     return buf.getvalue()

@@ -11,13 +11,35 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from fewtune.report import paper as lmbff
-
 from fewtune.report.runs import Run
 
 # LM-BFF Table 3's columns: single-sentence tasks, then sentence pairs.
-TASK_ORDER = ["sst2", "sst5", "mr", "cr", "mpqa", "subj", "trec", "cola",
-              "mnli", "mnli-mm", "snli", "qnli", "rte", "mrpc", "qqp", "stsb"]
-METHOD_ORDER = ["zeroshot", "finetune", "finetune-tuned", "setfit-logistic", "setfit-differentiable", "prompt"]
+TASK_ORDER = [
+    "sst2",
+    "sst5",
+    "mr",
+    "cr",
+    "mpqa",
+    "subj",
+    "trec",
+    "cola",
+    "mnli",
+    "mnli-mm",
+    "snli",
+    "qnli",
+    "rte",
+    "mrpc",
+    "qqp",
+    "stsb",
+]
+METHOD_ORDER = [
+    "zeroshot",
+    "finetune",
+    "finetune-tuned",
+    "setfit-logistic",
+    "setfit-differentiable",
+    "prompt",
+]
 
 
 @dataclass
@@ -35,7 +57,11 @@ class Cell:
         return math.sqrt(sum((v - m) ** 2 for v in self.values) / len(self.values))
 
     def text(self, expected: int) -> str:
-        s = f"{100 * self.mean:.1f} ({100 * self.std:.1f})" if len(self.values) > 1 else f"{100 * self.mean:.1f}"
+        s = (
+            f"{100 * self.mean:.1f} ({100 * self.std:.1f})"
+            if len(self.values) > 1
+            else f"{100 * self.mean:.1f}"
+        )
         complete = len(self.values) >= expected or self.seed_free
         return s if complete else f"{s} [{len(self.values)}/{expected} seeds]"
 
@@ -110,7 +136,8 @@ class Table:
             if (cell := row.cells.get(task)) is not None
         ]
         return pd.DataFrame.from_records(
-            records, columns=["source", "method", "model", "k", "task", "metric", "mean", "std", "seeds"]
+            records,
+            columns=["source", "method", "model", "k", "task", "metric", "mean", "std", "seeds"],
         )
 
 
@@ -130,7 +157,9 @@ def best_runs(runs: list[Run]) -> dict[tuple, Run]:
 def best_per_seed(runs: list[Run]) -> dict[tuple, Cell]:
     """(method, model, k, task) -> test metric of the best-on-dev run of each seed."""
     chosen = defaultdict(list)
-    for (method, model, k, task, _seed), run in sorted(best_runs(runs).items(), key=lambda kv: kv[0][-1]):
+    for (method, model, k, task, _seed), run in sorted(
+        best_runs(runs).items(), key=lambda kv: kv[0][-1]
+    ):
         chosen[(method, model, k, task)].append(run)
     return {
         key: Cell([run.test for run in group], seed_free=all(run.seed_free for run in group))
@@ -155,10 +184,15 @@ def summarize(runs: list[Run], paper: bool = False) -> Table:
     for r in runs:
         task_seeds[r.task].add(r.seed)
     tasks = sorted(titles, key=lambda t: order_key(t, TASK_ORDER))
-    row_keys = sorted({(r.method, r.model, r.k) for r in runs}, key=lambda key: (order_key(key[0], METHOD_ORDER), key[1:]))
+    row_keys = sorted(
+        {(r.method, r.model, r.k) for r in runs},
+        key=lambda key: (order_key(key[0], METHOD_ORDER), key[1:]),
+    )
     rows = []
     for i, (method, model, k) in enumerate(row_keys):
-        row_cells = {t: cells[(method, model, k, t)] for t in tasks if (method, model, k, t) in cells}
+        row_cells = {
+            t: cells[(method, model, k, t)] for t in tasks if (method, model, k, t) in cells
+        }
         rows.append(TableRow(method, method_titles[method], model, str(k), row_cells))
         last_of_method = i + 1 == len(row_keys) or row_keys[i + 1][0] != method
         if paper and last_of_method:
@@ -168,7 +202,9 @@ def summarize(runs: list[Run], paper: bool = False) -> Table:
     return Table(tasks, titles, metrics, {t: len(s) for t, s in task_seeds.items()}, rows)
 
 
-def paper_rows(methods: list[str], titles: dict[str, str], tasks: list[str], metrics: dict[str, str]) -> list[TableRow]:
+def paper_rows(
+    methods: list[str], titles: dict[str, str], tasks: list[str], metrics: dict[str, str]
+) -> list[TableRow]:
     rows = []
     for method in methods:
         cells = {}
@@ -179,7 +215,16 @@ def paper_rows(methods: list[str], titles: dict[str, str], tasks: list[str], met
                 cells[task] = PaperCell(mean / 100, None if std is None else std / 100)
         if cells:
             k = "all" if method == lmbff.FULL_DATA else "16"
-            rows.append(TableRow(method, f"{titles.get(method, method)} (LM-BFF paper)", lmbff.MODEL, k, cells, True))
+            rows.append(
+                TableRow(
+                    method,
+                    f"{titles.get(method, method)} (LM-BFF paper)",
+                    lmbff.MODEL,
+                    k,
+                    cells,
+                    True,
+                )
+            )
     return rows
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs.atomic import write_file_atomic
 from fewtune.report import paper as lmbff
 from fewtune.report.costs import write_costs
@@ -37,7 +36,9 @@ def make_table(
 ) -> str:
     runs = collect_runs(roots)
     if not runs:
-        raise FewtuneError(f"no runs (folders with .hydra/config.yaml) under {', '.join(map(str, roots))}")
+        raise FewtuneError(
+            f"no runs (folders with .hydra/config.yaml) under {', '.join(map(str, roots))}"
+        )
     table = summarize(runs, paper)
     header, rows = table.header(), table.text_rows()
     note = paper_note() if table.has_paper else ""
@@ -47,22 +48,39 @@ def make_table(
 
     # runs with stored predictions: significance marks (and significance.csv), confusion matrices
     extra = significance_and_confusion(table, best_runs(runs), out, resamples)
-    markdown = to_markdown(header, extra.rows(rows, table, "markdown"), extra.note(note, "markdown"))
+    markdown = to_markdown(
+        header, extra.rows(rows, table, "markdown"), extra.note(note, "markdown")
+    )
     write_file_atomic(out / "table.md", markdown)
-    write_file_atomic(out / "table.tex", to_latex(header, extra.rows(rows, table, "latex"), extra.note(note, "latex")))
+    write_file_atomic(
+        out / "table.tex",
+        to_latex(header, extra.rows(rows, table, "latex"), extra.note(note, "latex")),
+    )
     write_file_atomic(out / "table.csv", to_csv(header, rows))
-    write_file_atomic(out / "runs.csv", runs_csv(runs, best_runs(runs)))  # which runs each cell came from
-    written = ["table.md", "table.tex", "table.csv", "runs.csv"] + [p.name for p in write_plots(table, out, runs)]
+    write_file_atomic(
+        out / "runs.csv", runs_csv(runs, best_runs(runs))
+    )  # which runs each cell came from
+    written = ["table.md", "table.tex", "table.csv", "runs.csv"] + [
+        p.name for p in write_plots(table, out, runs)
+    ]
     written += extra.written
     if costs:
         costs_markdown, costs_files = write_costs(runs, out, TASK_ORDER, METHOD_ORDER)
         markdown += "\n" + costs_markdown
         written += costs_files
     report = problems(roots, runs)
-    complete = len({r.path for r in runs if r.status == "completed"})  # a PET run has two rows, one folder
-    summary = [f"{complete} of {len({r.path for r in runs})} runs complete; {', '.join(written)} in {out}"]
+    complete = len(
+        {r.path for r in runs if r.status == "completed"}
+    )  # a PET run has two rows, one folder
+    summary = [
+        f"{complete} of {len({r.path for r in runs})} runs complete; {', '.join(written)} in {out}"
+    ]
     if wandb:
         from fewtune.report.wandb import log_table  # wandb only when asked for
 
-        summary.append(log_table(table, out, [out / name for name in written if name.endswith(".png")], project))
+        summary.append(
+            log_table(
+                table, out, [out / name for name in written if name.endswith(".png")], project
+            )
+        )
     return "\n".join([markdown, *summary, *report]) + "\n"

@@ -20,7 +20,9 @@ def log_table(table, out: Path, images: list[Path], project: str = "fewtune") ->
     mode = os.environ.get("WANDB_MODE", "offline")
     # The run folder goes beside table.md unless WANDB_DIR says where W&B runs go.
     where = {} if os.environ.get("WANDB_DIR") else {"dir": str(out)}
-    run = wandb.init(project=project, job_type="table", name=f"table-{out.name}", mode=mode, **where)
+    run = wandb.init(
+        project=project, job_type="table", name=f"table-{out.name}", mode=mode, **where
+    )
     try:
         data = {
             "table": wandb.Table(columns=table.header(), data=table.text_rows()),

@@ -46,25 +46,43 @@ def build(cfg: DictConfig):
     if method.get("builder"):  # a method with a module of its own (method=setfit)
         return load_function(method.builder, f"method '{method.name}': builder")(cfg)
     if method.head not in ("lm", "classifier"):
-        raise FewtuneError(f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier")
+        raise FewtuneError(
+            f"method '{method.name}': head '{method.head}' is unknown; use lm or classifier"
+        )
     peft.check(cfg.peft, method)
-    task = TaskSpec.from_config(task_config(cfg))  # method=prompt-autowords: the searched label words
+    task = TaskSpec.from_config(
+        task_config(cfg)
+    )  # method=prompt-autowords: the searched label words
     exits = exit_settings(cfg, task.regression)  # None: exit=none
     test_split = cfg.get("test_split", "test")
     # the ladders of training and evaluation lengths (data/lengths.py); auto: per device
-    lengths, eval_lengths = LengthLadder.from_config(cfg.get("shapes"), cuda_selected(cfg.trainer.accelerator))
+    lengths, eval_lengths = LengthLadder.from_config(
+        cfg.get("shapes"), cuda_selected(cfg.trainer.accelerator)
+    )
     # Fail on missing data before loading weights.
-    folder = task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
-    checks.check_data(task, folder, cfg.paths.data_dir, cfg.k, {"train": "train", "dev": "dev", "test": test_split})
+    folder = task.check_files(
+        cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split)
+    )
+    checks.check_data(
+        task,
+        folder,
+        cfg.paths.data_dir,
+        cfg.k,
+        {"train": "train", "dev": "dev", "test": test_split},
+    )
     spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
-    demos = DemoSettings.from_method(method, causal=spec.family == "causal")  # None: no demonstrations
+    demos = DemoSettings.from_method(
+        method, causal=spec.family == "causal"
+    )  # None: no demonstrations
     if method.head == "lm":
         backbones.require_lm_head(spec)  # before the tokenizer and weights are loaded
     pooling = classifier_pooling(method, spec, exits)  # None: the classifier class's own
     tokenizer = backbones.load_tokenizer(spec)
     optim = dict(
         # a peft method trains few weights from scratch: it brings its own learning rate (peft.lr)
-        optimizer=instantiate(cfg.optimizer, **({"lr": cfg.peft.lr} if cfg.peft.get("lr") is not None else {})),
+        optimizer=instantiate(
+            cfg.optimizer, **({"lr": cfg.peft.lr} if cfg.peft.get("lr") is not None else {})
+        ),
         scheduler=instantiate(cfg.scheduler),
         metric=task.metric,
         regression=task.regression,
@@ -75,16 +93,24 @@ def build(cfg: DictConfig):
     )
     # peft changes the backbone in place: such a run gets a model of its own, not the one reused across jobs.
     reuse = not peft.enabled(cfg.peft)
-    tune = dict(tokenizer=tokenizer, template=task.templates.get(spec.family, ""), max_length=task.max_length)
+    tune = dict(
+        tokenizer=tokenizer,
+        template=task.templates.get(spec.family, ""),
+        max_length=task.max_length,
+    )
 
     if method.head == "lm":
         template = Template(checks.template_for(task, spec.family))
         template.check(task.text_fields, causal=spec.family == "causal", task=task.name)
-        encoder = PromptEncoder(tokenizer, template, Verbalizer.of_task(task), task.max_length, spec.family == "causal")
+        encoder = PromptEncoder(
+            tokenizer, template, Verbalizer.of_task(task), task.max_length, spec.family == "causal"
+        )
         if exits is not None:  # an exit reads each word's logit at the slot of an inner layer
             encoder.require_single_tokens("early exit")
         with drawn_on_cpu(cfg.seed):  # new weights (adapters, soft prompts) the same on any device
-            model = peft.apply(cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune)
+            model = peft.apply(
+                cfg.peft, backbones.load_model(spec, "lm", reuse=reuse), "lm", **tune
+            )
         if demos is None:
             module = make_module(PromptModule, exits, model, encoder.label_words, **optim)
         else:  # averages the predictions over several demonstration sets
@@ -92,7 +118,9 @@ def build(cfg: DictConfig):
     else:
         encoder = PlainEncoder(tokenizer, task.text_fields, task.max_length)
         with drawn_on_cpu(cfg.seed):  # the new head (and adapters) the same on any device
-            model = backbones.load_model(spec, "classifier", task.num_outputs, tokenizer.pad_token_id)
+            model = backbones.load_model(
+                spec, "classifier", task.num_outputs, tokenizer.pad_token_id
+            )
             model = peft.apply(cfg.peft, model, "classifier", **tune)
         head = dict(pooling=pooling, head_lr=method.get("head_lr"))
         module = make_module(ClassifierModule, exits, model, task.num_outputs, **head, **optim)
@@ -100,7 +128,11 @@ def build(cfg: DictConfig):
     data_module = FewShotDataModule
     if demos is not None:  # each query with demonstrations from the training set
         data_module = partial(
-            DemoDataModule, settings=demos, seed=cfg.seed, cache_dir=cfg.paths.cache_dir, load_embed=load_encoder
+            DemoDataModule,
+            settings=demos,
+            seed=cfg.seed,
+            cache_dir=cfg.paths.cache_dir,
+            load_embed=load_encoder,
         )
     datamodule = data_module(
         task,
@@ -126,7 +158,9 @@ def classifier_pooling(method, spec, exits):
     if method.head != "classifier" or setting == "model":
         return None
     if exits is not None:
-        raise FewtuneError("early exit reads the classifier class's own pooling: use method.pooling=model, or exit=none")
+        raise FewtuneError(
+            "early exit reads the classifier class's own pooling: use method.pooling=model, or exit=none"
+        )
     return resolve(setting, spec.path, spec.family)
 
 

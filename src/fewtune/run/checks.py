@@ -14,7 +14,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fewtune.data.tasks import Example, TaskSpec, check_k_shot
-
 from fewtune.errors import FewtuneError
 
 log = logging.getLogger("fewtune")

@@ -9,7 +9,7 @@ whole of ``train(cfg)``; only global rank 0 writes the run's files.
 from __future__ import annotations
 
 import warnings
-from typing import Sized
+from collections.abc import Sized
 
 from fewtune.errors import FewtuneError
 
@@ -37,7 +37,9 @@ def prepare(trainer) -> None:
             "a spawning strategy (ddp_spawn, ddp_fork, ddp_notebook) is not supported: the results stay "
             "in the spawned processes; use trainer=ddp (trainer.strategy=ddp)"
         )
-    started_outside = trainer.strategy.cluster_environment.creates_processes_externally  # SLURM, torchrun
+    started_outside = (
+        trainer.strategy.cluster_environment.creates_processes_externally
+    )  # SLURM, torchrun
     if isinstance(launcher, _SubprocessScriptLauncher) and not started_outside:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode

@@ -25,7 +25,11 @@ def best_checkpoint_callback(callbacks):
 
     from fewtune.jobs.resume import ResumeCheckpoint
 
-    chosen = (c for c in callbacks if isinstance(c, ModelCheckpoint) and not isinstance(c, ResumeCheckpoint))
+    chosen = (
+        c
+        for c in callbacks
+        if isinstance(c, ModelCheckpoint) and not isinstance(c, ResumeCheckpoint)
+    )
     return next(chosen, None)
 
 
@@ -39,7 +43,11 @@ def fit(trainer, module, datamodule, job=None) -> tuple[float | None, str | None
     best_dev = None
     if checkpoint is not None and checkpoint.best_model_score is not None:
         best_dev = float(checkpoint.best_model_score)
-    path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    path = (
+        checkpoint.best_model_path
+        if checkpoint is not None and checkpoint.best_model_path
+        else None
+    )
     if job is not None:
         path = job.best_checkpoint(path, module)
     if path is None and not (job is not None and job.resumed_from):
@@ -47,14 +55,18 @@ def fit(trainer, module, datamodule, job=None) -> tuple[float | None, str | None
     return best_dev, path
 
 
-def keep_best_weights(cfg: DictConfig, module, ckpt_path: str | None, out: Path, strategy=None) -> tuple[str | None, int]:
+def keep_best_weights(
+    cfg: DictConfig, module, ckpt_path: str | None, out: Path, strategy=None
+) -> tuple[str | None, int]:
     """What a run keeps of its best dev step, and its size on disk. With peft, the trained weights
     alone, loaded into the module (and merged if asked): no checkpoint is left to load. Without,
     the best checkpoint itself."""
     from fewtune import peft
 
     if peft.enabled(cfg.peft):
-        stored = peft.keep_task_weights(module, ckpt_path, out, cfg.peft.name, strategy).stat().st_size
+        stored = (
+            peft.keep_task_weights(module, ckpt_path, out, cfg.peft.name, strategy).stat().st_size
+        )
         peft.merge_if_asked(module.model, cfg.peft)
         return None, stored
     return ckpt_path, Path(ckpt_path).stat().st_size if ckpt_path else 0

@@ -13,7 +13,9 @@ def cuda_selected(accelerator: str) -> bool:
     """Lightning's choice for ``accelerator``: 'auto' picks the GPU where there is one."""
     import torch
 
-    return str(accelerator) in ("gpu", "cuda") or (str(accelerator) == "auto" and torch.cuda.is_available())
+    return str(accelerator) in ("gpu", "cuda") or (
+        str(accelerator) == "auto" and torch.cuda.is_available()
+    )
 
 
 def bf16_native(accelerator: str) -> bool:
@@ -46,7 +48,12 @@ def cpu_description() -> str:
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_GLIBC_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+_GLIBC_MALLOC_ENV = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "GLIBC_TUNABLES",
+)
 
 
 def keep_freed_host_memory(setting: str = "keep") -> bool:
@@ -65,7 +72,11 @@ def keep_freed_host_memory(setting: str = "keep") -> bool:
         from fewtune.errors import FewtuneError
 
         raise FewtuneError(f"host_memory={setting!r} is not one of keep, release")
-    if setting != "keep" or not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if (
+        setting != "keep"
+        or not sys.platform.startswith("linux")
+        or platform.libc_ver()[0] != "glibc"
+    ):
         return False
     if any(name in os.environ for name in _GLIBC_MALLOC_ENV):
         return False

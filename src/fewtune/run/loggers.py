@@ -24,7 +24,9 @@ class QuietWandbLogger(WandbLogger):
 def say_where_wandb_keeps(logger) -> None:
     """W&B's own banner is off (conf/logger/wandb.yaml): one line says where an offline run is."""
     if isinstance(logger, WandbLogger) and logger.experiment.settings.mode in ("offline", "dryrun"):
-        log.info("W&B run kept offline; to upload it: wandb sync %s", logger.experiment.settings.sync_dir)
+        log.info(
+            "W&B run kept offline; to upload it: wandb sync %s", logger.experiment.settings.sync_dir
+        )
 
 
 def finish_wandb() -> None:

@@ -44,7 +44,9 @@ def train(cfg: DictConfig) -> dict:
     from fewtune.run.hardware import keep_freed_host_memory
 
     check_settings(cfg)  # before any runner loads anything
-    keep_freed_host_memory(cfg.get("host_memory", "keep"))  # glibc keeps freed memory (run/hardware.py)
+    keep_freed_host_memory(
+        cfg.get("host_memory", "keep")
+    )  # glibc keeps freed memory (run/hardware.py)
     return runner(cfg.method)(cfg)
 
 
@@ -81,7 +83,9 @@ def load_function(path: str, what: str) -> Callable:
     try:
         function = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as err:
-        raise FewtuneError(f"{what} '{path}' cannot be imported ({err}); give a dotted path module.function") from None
+        raise FewtuneError(
+            f"{what} '{path}' cannot be imported ({err}); give a dotted path module.function"
+        ) from None
     if not callable(function):
         raise FewtuneError(f"{what} '{path}' is not a function")
     return function

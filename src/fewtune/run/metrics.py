@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassMatthewsCorrCoef
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassMatthewsCorrCoef,
+)
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from fewtune.errors import FewtuneError
@@ -26,7 +30,9 @@ def check_metric(metric: str, regression: bool, where: str = "") -> None:
         return
     if metric in METRICS or metric in REGRESSION_METRICS:
         kind = "a regression task (a score)" if regression else "a classification task"
-        raise FewtuneError(f"{prefix}metric '{metric}' does not apply to {kind}; use one of {sorted(known)}")
+        raise FewtuneError(
+            f"{prefix}metric '{metric}' does not apply to {kind}; use one of {sorted(known)}"
+        )
     raise FewtuneError(f"{prefix}metric '{metric}' is unknown; use one of {sorted(known)}")
 
 
@@ -36,7 +42,9 @@ def build_metrics(primary: str, num_classes: int, prefix: str) -> MetricCollecti
         names = dict.fromkeys([primary, *REGRESSION_METRICS])
         return MetricCollection({name: REGRESSION_METRICS[name]() for name in names}, prefix=prefix)
     if primary not in METRICS:
-        raise FewtuneError(f"metric '{primary}' is unknown; use one of {sorted([*METRICS, *REGRESSION_METRICS])}")
+        raise FewtuneError(
+            f"metric '{primary}' is unknown; use one of {sorted([*METRICS, *REGRESSION_METRICS])}"
+        )
     names = dict.fromkeys([primary, "acc"])
     return MetricCollection({name: METRICS[name](num_classes) for name in names}, prefix=prefix)
 

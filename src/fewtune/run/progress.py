@@ -29,7 +29,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks.progress.progress_bar import ProgressBar
 
 from fewtune.errors import FewtuneError
-
 from fewtune.run.console import is_terminal
 
 log = logging.getLogger("fewtune")
@@ -94,7 +93,11 @@ class LogProgress(ProgressBar):
             return
         per_unit = (now - self._phase_start.get(phase, now)) / done
         known = isinstance(total, int) or float(total).is_integer()
-        left = f", about {_duration(per_unit * (total - done))} left" if known and total >= done else ""
+        left = (
+            f", about {_duration(per_unit * (total - done))} left"
+            if known and total >= done
+            else ""
+        )
         total_text = str(int(total)) if known else "?"
         self._say("%s: %s %d/%s, %.2f s/%s%s", phase, unit, done, total_text, per_unit, unit, left)
 
@@ -105,7 +108,11 @@ class LogProgress(ProgressBar):
         if trainer.limit_val_batches == 0:  # a phase without dev evaluation (SetFit's)
             self._say("training: %s steps", trainer.max_steps)
         else:
-            self._say("training: %s steps, dev every %s steps", trainer.max_steps, trainer.val_check_interval)
+            self._say(
+                "training: %s steps, dev every %s steps",
+                trainer.max_steps,
+                trainer.val_check_interval,
+            )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._beat("training", "step", trainer.global_step, trainer.max_steps)
@@ -113,7 +120,9 @@ class LogProgress(ProgressBar):
     def on_validation_start(self, trainer, pl_module) -> None:
         self._begin("dev")
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         self._beat("dev", "batch", batch_idx + 1, sum(trainer.num_val_batches))
 
     def on_validation_end(self, trainer, pl_module) -> None:
@@ -131,7 +140,9 @@ class LogProgress(ProgressBar):
         if self._enabled:
             self._say("testing: %d batches", sum(trainer.num_test_batches))
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         self._beat("testing", "batch", batch_idx + 1, sum(trainer.num_test_batches))
 
 
@@ -153,7 +164,11 @@ def _step_bar():
     class StepProgressBar(RichProgressBar):
         @property
         def total_train_batches(self):
-            return self.trainer.max_steps if self.trainer.max_steps > 0 else super().total_train_batches
+            return (
+                self.trainer.max_steps
+                if self.trainer.max_steps > 0
+                else super().total_train_batches
+            )
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
             if self.train_progress_bar_id is None:  # one bar for the whole fit, not one per epoch
@@ -178,7 +193,9 @@ class JobProgress(Callback):
 
         try:
             jobs = expected_jobs(config.hydra)
-        except Exception as err:  # a sweeper with its own syntax (Optuna, Ax): the line has no total
+        except (
+            Exception
+        ) as err:  # a sweeper with its own syntax (Optuna, Ax): the line has no total
             log.debug("cannot count the sweep's jobs: %s", err)
             return
         self.total = len(jobs)
@@ -194,16 +211,24 @@ class JobProgress(Callback):
 
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        log.info("job %d/%s: %s", config.hydra.job.num + 1, self.total or "?", describe(config, self.varying))
-
+        log.info(
+            "job %d/%s: %s",
+            config.hydra.job.num + 1,
+            self.total or "?",
+            describe(config, self.varying),
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = config.hydra.sweep.dir
-        log.info("multirun done: results in %s; the table: python -m fewtune.table %s", sweep_dir, sweep_dir)
+        log.info(
+            "multirun done: results in %s; the table: python -m fewtune.table %s",
+            sweep_dir,
+            sweep_dir,
+        )
 
 
 def describe(config: DictConfig, varying: list[str] = ()) -> str:
-    """"sst2 prompt+lora seed 42", then the job's own value of each varying override."""
+    """ "sst2 prompt+lora seed 42", then the job's own value of each varying override."""
     method = config.method.name
     peft = config.get("peft")
     if peft is not None and peft.name != "none":

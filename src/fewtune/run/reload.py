@@ -21,12 +21,16 @@ def run_config(run_dir: Path, overrides: list[str] = ()) -> DictConfig:
 
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise FewtuneError(f"{path} is missing: give the folder of a run made by python -m fewtune.train")
+        raise FewtuneError(
+            f"{path} is missing: give the folder of a run made by python -m fewtune.train"
+        )
     cfg = OmegaConf.load(path)
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     except Exception as err:
-        raise FewtuneError(f"bad override in {list(overrides)}: {str(err).splitlines()[0]}") from None
+        raise FewtuneError(
+            f"bad override in {list(overrides)}: {str(err).splitlines()[0]}"
+        ) from None
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}
         if "peft" not in cfg:  # a run made before the peft group
@@ -42,14 +46,21 @@ def load_run_weights(module, cfg: DictConfig, run_dir: Path) -> None:
     if peft.enabled(cfg.peft):
         path = run_dir / peft.TASK_WEIGHTS_FILE
         if not path.is_file():
-            raise FewtuneError(f"{path} is missing: the run did not finish, so there is nothing to evaluate")
+            raise FewtuneError(
+                f"{path} is missing: the run did not finish, so there is nothing to evaluate"
+            )
         peft.load_task_weights(module, path)
         peft.merge_if_asked(module.model, cfg.peft)
     elif cfg.method.train:
-        path = Path(cfg.callbacks.model_checkpoint.dirpath) / f"{cfg.callbacks.model_checkpoint.filename}.ckpt"
+        path = (
+            Path(cfg.callbacks.model_checkpoint.dirpath)
+            / f"{cfg.callbacks.model_checkpoint.filename}.ckpt"
+        )
         if not path.is_file():
             raise FewtuneError(
                 f"{path} is missing: a full fine-tuning run keeps its weights only in its checkpoint, "
                 "which delete_checkpoints=true (or a run without dev evaluation) leaves out"
             )
-        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+        module.load_state_dict(
+            torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        )

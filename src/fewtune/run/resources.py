@@ -72,6 +72,11 @@ def peak_memory_mb() -> dict[str, float | None]:
     """Peak resident memory of the process (all jobs so far, in a multirun) and peak GPU memory
     allocated since ``reset_peak_gpu_memory`` (None when the run used no GPU), in MiB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+    rss_mb = (
+        rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+    )  # bytes on macOS, KiB on Linux
     gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if _gpu_used() else None
-    return {"peak_rss_mb": round(rss_mb, 1), "peak_gpu_mb": None if gpu_mb is None else round(gpu_mb, 1)}
+    return {
+        "peak_rss_mb": round(rss_mb, 1),
+        "peak_gpu_mb": None if gpu_mb is None else round(gpu_mb, 1),
+    }

@@ -43,5 +43,7 @@ def read_json_object(path: str | Path, fix: str) -> dict[str, Any]:
         why = f"not valid JSON ({err.msg if isinstance(err, json.JSONDecodeError) else 'not UTF-8'}); truncated?"
         raise FewtuneError(f"{path} is {why} it is no result: {fix}") from None
     if not isinstance(data, dict):
-        raise FewtuneError(f"{path} holds a JSON {type(data).__name__}, not an object: it is no result: {fix}")
+        raise FewtuneError(
+            f"{path} holds a JSON {type(data).__name__}, not an object: it is no result: {fix}"
+        )
     return data

@@ -24,14 +24,14 @@ def run(cfg: DictConfig) -> dict:
     from fewtune.jobs import resume
     from fewtune.jobs.atomic import write_json_atomic
     from fewtune.models.shapes_met import ShapesMet
+    from fewtune.predictions.recorder import PredictionRecorder
+    from fewtune.predictions.run_files import log_predictions, write_run_predictions
     from fewtune.run import distributed, workers
     from fewtune.run.build import build, instantiate_group
     from fewtune.run.fit import fit, keep_best_weights
     from fewtune.run.loggers import say_where_wandb_keeps
     from fewtune.run.progress import progress_callbacks
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
-    from fewtune.predictions.recorder import PredictionRecorder
-    from fewtune.predictions.run_files import log_predictions, write_run_predictions
     from fewtune.run.scored import ScoredExamples
     from fewtune.scoring.calibration import calibrate_module
 
@@ -49,10 +49,14 @@ def run(cfg: DictConfig) -> dict:
 
     train_it = bool(cfg.method.train)
     step_timer = StepTimer()
-    callbacks = [*instantiate_group(cfg.get("callbacks")), step_timer, *job.callbacks()] if train_it else []
+    callbacks = (
+        [*instantiate_group(cfg.get("callbacks")), step_timer, *job.callbacks()] if train_it else []
+    )
     scored = ScoredExamples()
     shapes = ShapesMet()  # distinct input shapes, for metrics.json
-    recorder = PredictionRecorder()  # every dev and test example's prediction: predictions/*.parquet
+    recorder = (
+        PredictionRecorder()
+    )  # every dev and test example's prediction: predictions/*.parquet
     callbacks += [scored, shapes, *progress_callbacks(cfg), recorder]
     loggers = instantiate_group(cfg.get("logger"))
     for logger in loggers:
@@ -68,7 +72,11 @@ def run(cfg: DictConfig) -> dict:
     ckpt_path, stored = keep_best_weights(cfg, module, ckpt_path, out, trainer.strategy)
     test_split = datamodule.sources["test"]
     if test_split != "test":
-        log.warning("test_split=%s: the test metrics are on the %s split, not the test set", test_split, test_split)
+        log.warning(
+            "test_split=%s: the test metrics are on the %s split, not the test set",
+            test_split,
+            test_split,
+        )
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     if train_it:  # the dev predictions of the tested weights (fit's dev evaluations are not kept)
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -98,17 +106,33 @@ def run(cfg: DictConfig) -> dict:
     }
     predictions = {}
     if trainer.is_global_zero:  # under DDP, one process writes the run's files
-        predictions = write_run_predictions(out, recorder, datamodule)  # before metrics.json marks the run complete
+        predictions = write_run_predictions(
+            out, recorder, datamodule
+        )  # before metrics.json marks the run complete
         write_json_atomic(out / METRICS_FILE, results)
         job.finish()
     for logger in loggers:
-        logger.log_metrics({f"cost/{name}": v for name, v in costs.items() if v is not None}, step=trainer.global_step)
+        logger.log_metrics(
+            {f"cost/{name}": v for name, v in costs.items() if v is not None},
+            step=trainer.global_step,
+        )
         log_predictions([logger], predictions)  # W&B: as tables
         logger.save()
         say_where_wandb_keeps(logger)
     if cfg.get("delete_checkpoints") and ckpt_path and trainer.is_global_zero:
         Path(ckpt_path).unlink(missing_ok=True)
     metric, scored = cfg.task.metric, results["scored"]
-    cut = "" if results["test_complete"] else f" [smoke run: {scored['test']} of {scored['test_size']} test examples]"
-    log.info("%s test %s = %.4f (best dev %s)%s", cfg.task.name, metric, results["test"][metric], best_dev, cut)
+    cut = (
+        ""
+        if results["test_complete"]
+        else f" [smoke run: {scored['test']} of {scored['test_size']} test examples]"
+    )
+    log.info(
+        "%s test %s = %.4f (best dev %s)%s",
+        cfg.task.name,
+        metric,
+        results["test"][metric],
+        best_dev,
+        cut,
+    )
     return results

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 import torch
 
 from fewtune.data.encoding import Encoded, PromptEncoder
-
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
 from fewtune.scoring.probs import encoded_label_probs, label_probs
@@ -34,7 +33,7 @@ Set = tuple[int, ...]  # the training examples shown, by index, in the order sho
 
 
 def content_free_texts(tokenizer) -> list[str]:
-    """"N/A", "" and, for a tokenizer that has one (masked LMs), the mask token."""
+    """ "N/A", "" and, for a tokenizer that has one (masked LMs), the mask token."""
     return [*CONTENT_FREE, *([tokenizer.mask_token] if tokenizer.mask_token else [])]
 
 
@@ -43,11 +42,15 @@ def content_free_examples(fields: Sequence[str], texts: Sequence[str]) -> list[E
     return [Example(fields={name: text for name in fields}, label="") for text in texts]
 
 
-def content_free_probs(module, encoder: PromptEncoder, fields: Sequence[str], texts: Sequence[str] | None = None):
+def content_free_probs(
+    module, encoder: PromptEncoder, fields: Sequence[str], texts: Sequence[str] | None = None
+):
     """p_cf: [labels], the label-word probabilities averaged over the content-free inputs, summing to 1."""
     texts = content_free_texts(encoder.tokenizer) if texts is None else list(texts)
     if not texts:
-        raise FewtuneError("contextual calibration needs at least one content-free input, e.g. 'N/A'")
+        raise FewtuneError(
+            "contextual calibration needs at least one content-free input, e.g. 'N/A'"
+        )
     return average_content_free(label_probs(module, encoder, content_free_examples(fields, texts)))
 
 
@@ -66,7 +69,9 @@ def calibrate(probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
             "compute p_cf with the same task and template"
         )
     if not bool((p_cf > 0).all()):
-        raise FewtuneError("calibration: p_cf has a label with probability 0, which cannot be rescaled")
+        raise FewtuneError(
+            "calibration: p_cf has a label with probability 0, which cannot be rescaled"
+        )
     q = probs / p_cf
     return q / q.sum(-1, keepdim=True)
 
@@ -92,7 +97,9 @@ def calibrate_module(cfg, module, datamodule) -> dict | None:
 def demonstration_sets(datamodule) -> list[Set]:
     """The distinct demonstration sets that dev and test show, in first-seen order."""
     datamodule.setup()
-    rows = (row for split in ("dev", "test") for group in datamodule.encoded[split] for row in group)
+    rows = (
+        row for split in ("dev", "test") for group in datamodule.encoded[split] for row in group
+    )
     return list(dict.fromkeys(row.demos for row in rows))
 
 
@@ -102,14 +109,20 @@ def content_free_rows(datamodule, shown: Set, texts: Sequence[str]) -> list[Enco
     return [datamodule.encode_with(example, 0, list(shown)) for example in examples]
 
 
-def set_p_cf(module, datamodule, sets: Sequence[Set], texts: Sequence[str] | None = None) -> torch.Tensor:
+def set_p_cf(
+    module, datamodule, sets: Sequence[Set], texts: Sequence[str] | None = None
+) -> torch.Tensor:
     """[sets, labels]: each set's p_cf, the label-word probabilities of its content-free inputs
     averaged and renormalised (as content_free_probs without demonstrations)."""
     prompt = datamodule.encoder.prompt
     texts = content_free_texts(prompt.tokenizer) if texts is None else list(texts)
     rows = [row for shown in sets for row in content_free_rows(datamodule, shown, texts)]
-    rows_per_batch = datamodule.eval_batch_size * datamodule.settings.eval_sets  # eval_batch_size counts rows
-    probs = encoded_label_probs(module, rows, datamodule.collate.pad_id, prompt.label_words, rows_per_batch)
+    rows_per_batch = (
+        datamodule.eval_batch_size * datamodule.settings.eval_sets
+    )  # eval_batch_size counts rows
+    probs = encoded_label_probs(
+        module, rows, datamodule.collate.pad_id, prompt.label_words, rows_per_batch
+    )
     return average_content_free(probs.view(len(sets), len(texts), -1))
 
 

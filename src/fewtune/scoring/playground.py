@@ -11,15 +11,14 @@ and the backbone and K-shot split are loaded as a run loads them; no training ha
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from fewtune.scoring.calibration import calibrate, content_free_probs
+from collections.abc import Sequence
 
 from fewtune.data.encoding import PromptEncoder
 from fewtune.data.prompts import Template
-from fewtune.data.verbalizers import Verbalizer
 from fewtune.data.tasks import Example
+from fewtune.data.verbalizers import Verbalizer
 from fewtune.errors import FewtuneError
+from fewtune.scoring.calibration import calibrate, content_free_probs
 from fewtune.scoring.probs import label_probs
 
 
@@ -30,7 +29,9 @@ def compose_config(task: str, model: str, overrides: Sequence[str] = ()):
     from fewtune.config import CONF_DIR
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=["method=zeroshot", f"task={task}", f"model={model}", *overrides])
+        return compose(
+            "train", overrides=["method=zeroshot", f"task={task}", f"model={model}", *overrides]
+        )
 
 
 class Playground:
@@ -39,17 +40,24 @@ class Playground:
 
         self.cfg = compose_config(task, model, overrides)
         if self.cfg.task.get("regression"):
-            raise FewtuneError(f"task '{task}' is a regression task; the playground compares label predictions")
+            raise FewtuneError(
+                f"task '{task}' is a regression task; the playground compares label predictions"
+            )
         datamodule, self.module = build(self.cfg)
         self.task = datamodule.task
         self.tokenizer = datamodule.encoder.tokenizer
         self.causal = datamodule.encoder.causal
         self.default_template = datamodule.encoder.template.text
-        self.dev: list[Example] = self.task.read_split(datamodule.folder, "dev", self.cfg.paths.data_dir)
+        self.dev: list[Example] = self.task.read_split(
+            datamodule.folder, "dev", self.cfg.paths.data_dir
+        )
 
     @property
     def label_words(self) -> list[str]:
-        return ["/".join(word.strip() for word in words) for words in Verbalizer.of_task(self.task).choices]
+        return [
+            "/".join(word.strip() for word in words)
+            for words in Verbalizer.of_task(self.task).choices
+        ]
 
     def examples(self, n: int) -> list[Example]:
         """The first ``n`` dev examples taking the labels in turn, so that every label is shown."""
@@ -57,14 +65,18 @@ class Playground:
         for example in self.dev:
             by_label.setdefault(example.label, []).append(example)
         queues = list(by_label.values())
-        picked = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+        picked = [
+            q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)
+        ]
         return picked[:n]
 
     def encoder(self, template: str) -> PromptEncoder:
         """The encoder of ``template``; a template unfit for this task or family is a FewtuneError."""
         parsed = Template(template)
         parsed.check(self.task.text_fields, causal=self.causal, task=self.task.name)
-        return PromptEncoder(self.tokenizer, parsed, Verbalizer.of_task(self.task), self.task.max_length, self.causal)
+        return PromptEncoder(
+            self.tokenizer, parsed, Verbalizer.of_task(self.task), self.task.max_length, self.causal
+        )
 
     def tokens(self, template: str, example: Example) -> dict:
         """The rendered prompt: its text, tokens, and the slot's position and token.
@@ -75,7 +87,9 @@ class Playground:
         encoded = self.encoder(template).encode(example, 0)
         tokens = self.tokenizer.convert_ids_to_tokens(encoded.input_ids)
         return {
-            "text": Template(template).render(example.fields, "{mask}" if self.causal else self.tokenizer.mask_token),
+            "text": Template(template).render(
+                example.fields, "{mask}" if self.causal else self.tokenizer.mask_token
+            ),
             "ids": encoded.input_ids,
             "tokens": tokens,
             "slot": encoded.slot,
@@ -95,8 +109,12 @@ class Playground:
 
         probs = self.probs(template, examples)
         calibrated = calibrate(probs, self.content_free(template))
-        frame = pd.DataFrame({"text": [" | ".join(ex.fields[f] for f in self.task.text_fields) for ex in examples]})
-        frame["gold"] = [self.label_words[self.task.label_index(ex.label)].strip() for ex in examples]
+        frame = pd.DataFrame(
+            {"text": [" | ".join(ex.fields[f] for f in self.task.text_fields) for ex in examples]}
+        )
+        frame["gold"] = [
+            self.label_words[self.task.label_index(ex.label)].strip() for ex in examples
+        ]
         for i, word in enumerate(self.label_words):
             frame[f"p({word.strip()})"] = probs[:, i].tolist()
         for i, word in enumerate(self.label_words):
@@ -107,7 +125,9 @@ class Playground:
         """p_cf of ``template``: the label-word probabilities on content-free inputs."""
         return content_free_probs(self.module, self.encoder(template), self.task.text_fields)
 
-    def accuracy(self, template: str, examples: Sequence[Example] | None = None, calibrated: bool = False) -> float:
+    def accuracy(
+        self, template: str, examples: Sequence[Example] | None = None, calibrated: bool = False
+    ) -> float:
         """Zero-shot accuracy (a fraction) on ``examples``, by default the dev split."""
         examples = self.dev if examples is None else examples
         return self._accuracy(self.probs(template, examples, calibrated), examples)
@@ -124,10 +144,16 @@ class Playground:
         records = []
         for template in templates:
             probs, p_cf = self.probs(template, examples), self.content_free(template)
-            records.append({
-                "template": template,
-                "accuracy": 100 * self._accuracy(probs, examples),
-                "calibrated": 100 * self._accuracy(calibrate(probs, p_cf), examples),
-                "p_cf": " / ".join(f"{w.strip()} {p:.2f}" for w, p in zip(self.label_words, p_cf.tolist())),
-            })
-        return pd.DataFrame.from_records(records, columns=["template", "accuracy", "calibrated", "p_cf"])
+            records.append(
+                {
+                    "template": template,
+                    "accuracy": 100 * self._accuracy(probs, examples),
+                    "calibrated": 100 * self._accuracy(calibrate(probs, p_cf), examples),
+                    "p_cf": " / ".join(
+                        f"{w.strip()} {p:.2f}" for w, p in zip(self.label_words, p_cf.tolist())
+                    ),
+                }
+            )
+        return pd.DataFrame.from_records(
+            records, columns=["template", "accuracy", "calibrated", "p_cf"]
+        )

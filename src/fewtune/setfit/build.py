@@ -28,7 +28,9 @@ def build(cfg):
     pooling = resolve(settings.pooling, spec.path, spec.family, settings.normalize)
     tokenizer = backbones.load_tokenizer(spec)
     model = SentenceModel(backbones.load_model(spec, "body"), pooling, task.num_outputs)
-    model = peft.apply(cfg.peft, model, "classifier", tokenizer=tokenizer, template="", max_length=task.max_length)
+    model = peft.apply(
+        cfg.peft, model, "classifier", tokenizer=tokenizer, template="", max_length=task.max_length
+    )
     module = SetFitModule(
         model,
         task.num_outputs,

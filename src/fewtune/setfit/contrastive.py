@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from fewtune.data.datamodule import Collator
-
 from fewtune.data.encoding import Encoded
 from fewtune.setfit.model import SentenceModel
 from fewtune.setfit.pairs import Pair
@@ -36,8 +35,12 @@ class PairCollator:
         return batch
 
 
-def pair_loader(pairs: list[Pair], encoded: list[Encoded], pad_id: int, batch_size: int) -> DataLoader:
-    return DataLoader(pairs, batch_size=batch_size, shuffle=True, collate_fn=PairCollator(encoded, pad_id))
+def pair_loader(
+    pairs: list[Pair], encoded: list[Encoded], pad_id: int, batch_size: int
+) -> DataLoader:
+    return DataLoader(
+        pairs, batch_size=batch_size, shuffle=True, collate_fn=PairCollator(encoded, pad_id)
+    )
 
 
 def steps_for(pairs: int, batch_size: int, epochs: int) -> int:
@@ -56,7 +59,14 @@ def no_decay(model: torch.nn.Module) -> set[int]:
 
 
 class ContrastiveModule(pl.LightningModule):
-    def __init__(self, model: SentenceModel, lr: float, weight_decay: float, warmup_proportion: float, total_steps: int):
+    def __init__(
+        self,
+        model: SentenceModel,
+        lr: float,
+        weight_decay: float,
+        warmup_proportion: float,
+        total_steps: int,
+    ):
         super().__init__()
         self.model = model
         self.lr = lr
@@ -81,10 +91,16 @@ class ContrastiveModule(pl.LightningModule):
         trainable = [p for p in self.model.body_parameters() if p.requires_grad]
         skipped = no_decay(self.model.body)
         groups = [
-            {"params": [p for p in trainable if id(p) not in skipped], "weight_decay": self.weight_decay},
+            {
+                "params": [p for p in trainable if id(p) not in skipped],
+                "weight_decay": self.weight_decay,
+            },
             {"params": [p for p in trainable if id(p) in skipped], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
         warmup = math.ceil(self.warmup_proportion * self.total_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

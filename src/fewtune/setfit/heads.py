@@ -33,7 +33,9 @@ def embeddings(trainer: pl.Trainer, model: SentenceModel, loader: DataLoader) ->
     return torch.cat(batches).cpu().numpy()
 
 
-def fit_logistic(features: np.ndarray, labels: list[int], num_labels: int, c: float, max_iter: int, seed: int):
+def fit_logistic(
+    features: np.ndarray, labels: list[int], num_labels: int, c: float, max_iter: int, seed: int
+):
     from sklearn.linear_model import LogisticRegression
 
     classifier = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
@@ -46,7 +48,9 @@ def load_into_head(head: torch.nn.Linear, classifier, num_labels: int) -> None:
     """Set ``head`` to predict as ``classifier`` (a fitted LogisticRegression) predicts."""
     classes = list(classifier.classes_)
     if classes != list(range(num_labels)):
-        raise ValueError(f"the logistic head saw the classes {classes}, not all of 0..{num_labels - 1}")
+        raise ValueError(
+            f"the logistic head saw the classes {classes}, not all of 0..{num_labels - 1}"
+        )
     coef = torch.as_tensor(classifier.coef_, dtype=head.weight.dtype)
     bias = torch.as_tensor(classifier.intercept_, dtype=head.bias.dtype)
     if num_labels == 2:

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from fewtune.models.base import FewShotModule
-
 from fewtune.models.pooling import Pooling
 from fewtune.setfit.settings import SetFitSettings
 
@@ -70,4 +69,7 @@ class SetFitModule(FewShotModule):
             groups.append({"params": body, "lr": s.head_body_lr})
         optimizer = torch.optim.AdamW(groups, weight_decay=s.weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

@@ -20,14 +20,18 @@ from fewtune.errors import FewtuneError
 Pair = tuple[int, int, float]  # (example index, example index, target cosine similarity)
 
 
-def contrastive_pairs(labels: list, num_iterations: int | None, sampling: str, seed: int) -> list[Pair]:
+def contrastive_pairs(
+    labels: list, num_iterations: int | None, sampling: str, seed: int
+) -> list[Pair]:
     n = len(labels)
     combinations = np.stack(np.triu_indices(n, 0), axis=-1)
     positives, negatives = [], []
     for i, j in combinations[np.random.RandomState(seed).permutation(len(combinations))].tolist():
         (positives if labels[i] == labels[j] else negatives).append((i, j))
     if not negatives:
-        raise FewtuneError("SetFit's pairs need examples of at least two labels in the training set")
+        raise FewtuneError(
+            "SetFit's pairs need examples of at least two labels in the training set"
+        )
     if num_iterations is not None:
         n_pos = n_neg = num_iterations * n
     elif sampling == "unique":
@@ -38,4 +42,6 @@ def contrastive_pairs(labels: list, num_iterations: int | None, sampling: str, s
         n_pos = n_neg = max(len(positives), len(negatives))
     chosen_pos = [(i, j, 1.0) for i, j in islice(cycle(positives), n_pos)]
     chosen_neg = [(i, j, 0.0) for i, j in islice(cycle(negatives), n_neg)]
-    return [pair for both in zip_longest(chosen_pos, chosen_neg) for pair in both if pair is not None]
+    return [
+        pair for both in zip_longest(chosen_pos, chosen_neg) for pair in both if pair is not None
+    ]

@@ -24,7 +24,6 @@ import torch
 from omegaconf import OmegaConf
 
 from fewtune.errors import FewtuneError
-
 from fewtune.jobs.atomic import write_json_atomic
 from fewtune.run.results import METRICS_FILE, count_parameters, run_identity
 from fewtune.setfit.settings import SetFitSettings
@@ -42,8 +41,8 @@ def run(cfg) -> dict:
 
     from fewtune.jobs import resume
     from fewtune.run import workers
-    from fewtune.run.scored import ScoredExamples
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
+    from fewtune.run.scored import ScoredExamples
     from fewtune.setfit.build import build
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -97,37 +96,62 @@ def run(cfg) -> dict:
             "pairs": pairs,
             "body_steps": body_steps,
             "head_steps": head_steps,
-            "pooling": {"mode": pooling.mode, "normalize": pooling.normalize, "source": pooling.source},
+            "pooling": {
+                "mode": pooling.mode,
+                "normalize": pooling.normalize,
+                "source": pooling.source,
+            },
         },
         **job.record(),
     }
     write_json_atomic(Path(cfg.paths.output_dir) / METRICS_FILE, results)
     job.finish()
     for logger in loggers:
-        logger.log_metrics({f"cost/{name}": v for name, v in costs.items() if v is not None}, step=results["steps"])
+        logger.log_metrics(
+            {f"cost/{name}": v for name, v in costs.items() if v is not None}, step=results["steps"]
+        )
         logger.save()
     if cfg.get("delete_checkpoints") and weights is not None:
         weights.unlink(missing_ok=True)
     metric = cfg.task.metric
-    log.info("%s test %s = %.4f (dev %s)", cfg.task.name, metric, results["test"][metric], results["best_dev"])
+    log.info(
+        "%s test %s = %.4f (dev %s)",
+        cfg.task.name,
+        metric,
+        results["test"][metric],
+        results["best_dev"],
+    )
     return results
 
 
-def train_body(cfg, settings: SetFitSettings, datamodule, module, loggers, timer) -> tuple[int, int]:
+def train_body(
+    cfg, settings: SetFitSettings, datamodule, module, loggers, timer
+) -> tuple[int, int]:
     """The contrastive phase; (steps, pairs). Skipped where the body has nothing to train."""
     from fewtune.setfit.contrastive import ContrastiveModule, pair_loader, steps_for
     from fewtune.setfit.pairs import contrastive_pairs
 
     train = datamodule.encoded["train"]
-    pairs = contrastive_pairs([e.label for e in train], settings.num_iterations, settings.sampling, cfg.seed)
+    pairs = contrastive_pairs(
+        [e.label for e in train], settings.num_iterations, settings.sampling, cfg.seed
+    )
     model = module.model
     if not any(p.requires_grad for p in model.body_parameters()):
-        log.info("SetFit: the body has no trainable weights (peft=%s): no contrastive phase", cfg.peft.name)
+        log.info(
+            "SetFit: the body has no trainable weights (peft=%s): no contrastive phase",
+            cfg.peft.name,
+        )
         return 0, len(pairs)
     steps = steps_for(len(pairs), settings.body_batch_size, settings.body_epochs)
-    log.info("SetFit contrastive phase: %d pairs of %d examples, %d steps", len(pairs), len(train), steps)
-    lr = cfg.peft.lr if cfg.peft.get("lr") is not None else settings.body_lr  # a peft method brings its own
-    contrastive = ContrastiveModule(model, lr, settings.weight_decay, settings.warmup_proportion, steps)
+    log.info(
+        "SetFit contrastive phase: %d pairs of %d examples, %d steps", len(pairs), len(train), steps
+    )
+    lr = (
+        cfg.peft.lr if cfg.peft.get("lr") is not None else settings.body_lr
+    )  # a peft method brings its own
+    contrastive = ContrastiveModule(
+        model, lr, settings.weight_decay, settings.warmup_proportion, steps
+    )
     trainer = _trainer(cfg, loggers, [timer], max_steps=steps, max_epochs=settings.body_epochs)
     loader = pair_loader(pairs, train, datamodule.collate.pad_id, settings.body_batch_size)
     trainer.fit(contrastive, train_dataloaders=loader)
@@ -143,7 +167,14 @@ def train_logistic(cfg, settings: SetFitSettings, datamodule, module) -> int:
     loader = DataLoader(train, batch_size=cfg.eval_batch_size, collate_fn=datamodule.collate)
     features = embeddings(_trainer(cfg, []), module.model, loader)
     labels = [e.label for e in train]
-    classifier = fit_logistic(features, labels, module.num_labels, settings.logistic_c, settings.logistic_max_iter, cfg.seed)
+    classifier = fit_logistic(
+        features,
+        labels,
+        module.num_labels,
+        settings.logistic_c,
+        settings.logistic_max_iter,
+        cfg.seed,
+    )
     load_into_head(module.model.head, classifier, module.num_labels)
     log.info("SetFit logistic head: training accuracy %.4f", classifier.score(features, labels))
     return 0
@@ -152,11 +183,15 @@ def train_logistic(cfg, settings: SetFitSettings, datamodule, module) -> int:
 def train_differentiable(cfg, settings: SetFitSettings, datamodule, module, loggers) -> int:
     from fewtune.setfit.contrastive import steps_for
 
-    steps = steps_for(len(datamodule.encoded["train"]), settings.head_batch_size, settings.head_epochs)
+    steps = steps_for(
+        len(datamodule.encoded["train"]), settings.head_batch_size, settings.head_epochs
+    )
     log.info("SetFit differentiable head: %d epochs, %d steps%s", settings.head_epochs, steps,
              " (body too)" if settings.end_to_end else "")  # fmt: skip
     trainer = _trainer(cfg, loggers, max_steps=steps, max_epochs=settings.head_epochs)
-    freeze = contextlib.nullcontext() if settings.end_to_end else frozen(module.model.body_parameters())
+    freeze = (
+        contextlib.nullcontext() if settings.end_to_end else frozen(module.model.body_parameters())
+    )
     with freeze:
         trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
     return trainer.global_step
@@ -185,7 +220,10 @@ def keep_weights(cfg, module) -> tuple[int, Path | None]:
         peft.merge_if_asked(module.model, cfg.peft)
         return path.stat().st_size, None
     checkpoint = cfg.get("callbacks", {}).get("model_checkpoint") or {}
-    path = Path(checkpoint.get("dirpath") or out / "checkpoints") / f"{checkpoint.get('filename') or 'best'}.ckpt"
+    path = (
+        Path(checkpoint.get("dirpath") or out / "checkpoints")
+        / f"{checkpoint.get('filename') or 'best'}.ckpt"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": module.state_dict()}, path)
     return path.stat().st_size, path
@@ -217,5 +255,7 @@ def _trainer(cfg, loggers: list, callbacks: list = (), **fit):
         **fit,
     )
     if trainer.world_size > 1:
-        raise FewtuneError(f"method={cfg.method.name} runs its phases one after another in one process; use trainer.devices=1")
+        raise FewtuneError(
+            f"method={cfg.method.name} runs its phases one after another in one process; use trainer.devices=1"
+        )
     return trainer

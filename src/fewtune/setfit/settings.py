@@ -15,7 +15,13 @@ from fewtune.errors import FewtuneError
 
 HEAD_TYPES = ("logistic", "differentiable")
 SAMPLINGS = ("oversampling", "undersampling", "unique")  # the library's sampling_strategy
-PEFT_METHODS = ("none", "lora", "ia3", "bitfit", "head_only")  # those that act on the encoder's own layers
+PEFT_METHODS = (
+    "none",
+    "lora",
+    "ia3",
+    "bitfit",
+    "head_only",
+)  # those that act on the encoder's own layers
 
 
 @dataclass(frozen=True)
@@ -47,16 +53,26 @@ class SetFitSettings:
 
     def validate(self) -> None:
         if self.head_type not in HEAD_TYPES:
-            raise FewtuneError(f"method.head_type='{self.head_type}' is unknown; use one of {list(HEAD_TYPES)}")
+            raise FewtuneError(
+                f"method.head_type='{self.head_type}' is unknown; use one of {list(HEAD_TYPES)}"
+            )
         if self.num_iterations is None:
             if self.sampling not in SAMPLINGS:
-                raise FewtuneError(f"method.sampling='{self.sampling}' is unknown; use one of {list(SAMPLINGS)}")
+                raise FewtuneError(
+                    f"method.sampling='{self.sampling}' is unknown; use one of {list(SAMPLINGS)}"
+                )
         elif not _whole(self.num_iterations) or self.num_iterations < 1:
             raise FewtuneError(
                 f"method.num_iterations={self.num_iterations} must be a whole number >= 1 (pairs = iterations x "
                 "examples x 2), or null to let method.sampling decide"
             )
-        for name in ("body_epochs", "body_batch_size", "head_epochs", "head_batch_size", "logistic_max_iter"):
+        for name in (
+            "body_epochs",
+            "body_batch_size",
+            "head_epochs",
+            "head_batch_size",
+            "logistic_max_iter",
+        ):
             value = getattr(self, name)
             if not _whole(value) or value < 1:
                 raise FewtuneError(f"method.{name}={value} must be a whole number >= 1")
@@ -67,9 +83,13 @@ class SetFitSettings:
         if not _number(self.weight_decay) or self.weight_decay < 0:
             raise FewtuneError(f"method.weight_decay={self.weight_decay} must be a number >= 0")
         if not _number(self.warmup_proportion) or not 0 <= self.warmup_proportion < 1:
-            raise FewtuneError(f"method.warmup_proportion={self.warmup_proportion} must be in [0, 1)")
+            raise FewtuneError(
+                f"method.warmup_proportion={self.warmup_proportion} must be in [0, 1)"
+            )
         if self.normalize is not None and not isinstance(self.normalize, bool):
-            raise FewtuneError(f"method.normalize={self.normalize} must be true, false or null (as the model declares)")
+            raise FewtuneError(
+                f"method.normalize={self.normalize} must be true, false or null (as the model declares)"
+            )
 
 
 def check_combination(cfg, regression: bool) -> None:
@@ -87,9 +107,13 @@ def check_combination(cfg, regression: bool) -> None:
         )
     exit_cfg = cfg.get("exit")
     if exit_cfg is not None and exit_cfg.get("name", "none") != "none":
-        raise FewtuneError(f"method={method.name} does not combine with early exit (exit={exit_cfg.name}); use exit=none")
+        raise FewtuneError(
+            f"method={method.name} does not combine with early exit (exit={exit_cfg.name}); use exit=none"
+        )
     if method.get("demonstrations") is not None or method.get("calibrate"):
-        raise FewtuneError(f"method={method.name} takes no demonstrations or calibration (prompt methods' settings)")
+        raise FewtuneError(
+            f"method={method.name} takes no demonstrations or calibration (prompt methods' settings)"
+        )
 
 
 def _number(value) -> bool:

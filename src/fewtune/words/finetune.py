@@ -33,7 +33,9 @@ def finetune_config(overrides: list[str], verbalizer: dict[str, str], folder: Pa
 
     given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*([] if "logger" in given else ["logger=none"]), *overrides])
+        cfg = compose(
+            "train", overrides=[*([] if "logger" in given else ["logger=none"]), *overrides]
+        )
     method = cfg.method
     if method.head != "lm" or not method.train:
         raise FewtuneError(
@@ -60,19 +62,27 @@ def _or_lowest(value: float | None) -> float:
 def finetune_assignments(overrides: list[str], results: dict, folder: Path) -> None:
     """Fine-tune every assignment in ``results["assignments"]``, record each one's folder, best dev
     and test metrics there, and make the best on dev the results' ``verbalizer``."""
-    from fewtune.run.methods import train
     from fewtune.run.loggers import finish_wandb
+    from fewtune.run.methods import train
 
     assignments = results["assignments"]
     for rank, candidate in enumerate(assignments):
         sub = folder / CANDIDATES_DIR / f"candidate-{rank}"
         words = " / ".join(candidate["verbalizer"].values())
-        log.info("label-word search: fine-tuning candidate %d/%d (%s) in %s", rank + 1, len(assignments), words, sub)
+        log.info(
+            "label-word search: fine-tuning candidate %d/%d (%s) in %s",
+            rank + 1,
+            len(assignments),
+            words,
+            sub,
+        )
         try:
             metrics = train(finetune_config(overrides, candidate["verbalizer"], sub))
         finally:
             finish_wandb()  # one W&B run per candidate, as per job
-        candidate.update(folder=str(sub.relative_to(folder)), best_dev=metrics["best_dev"], test=metrics["test"])
+        candidate.update(
+            folder=str(sub.relative_to(folder)), best_dev=metrics["best_dev"], test=metrics["test"]
+        )
     chosen = assignments[best_on_dev(assignments)]
     results.update(
         verbalizer=chosen["verbalizer"],

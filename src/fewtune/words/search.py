@@ -42,7 +42,9 @@ def word_like(tokenizer, spaced: bool) -> torch.Tensor:
     return keep
 
 
-def candidates(log_probs: torch.Tensor, classes: list[int], allowed: torch.Tensor, top_k: int) -> list[list[int]]:
+def candidates(
+    log_probs: torch.Tensor, classes: list[int], allowed: torch.Tensor, top_k: int
+) -> list[list[int]]:
     """Per class, the top_k allowed token ids by mean probability over the class's examples."""
     labels = torch.tensor(classes)
     out = []
@@ -52,7 +54,9 @@ def candidates(log_probs: torch.Tensor, classes: list[int], allowed: torch.Tenso
     return out
 
 
-def ranked_assignments(log_probs: torch.Tensor, gold: list[int], per_class: list[list[int]], top_n: int, keep: int = 1):
+def ranked_assignments(
+    log_probs: torch.Tensor, gold: list[int], per_class: list[list[int]], top_n: int, keep: int = 1
+):
     """The ``keep`` best (token ids, one per class; accuracy) by zero-shot dev accuracy, best first;
     equal accuracies keep the candidates' order (the more probable words first)."""
     gold_t = torch.tensor(gold)
@@ -60,15 +64,24 @@ def ranked_assignments(log_probs: torch.Tensor, gold: list[int], per_class: list
     def scored():
         for ids in itertools.product(*(c[:top_n] for c in per_class)):
             if len(set(ids)) == len(ids):  # two classes cannot share a word
-                yield list(ids), float((log_probs[:, list(ids)].argmax(-1) == gold_t).float().mean())
+                yield (
+                    list(ids),
+                    float((log_probs[:, list(ids)].argmax(-1) == gold_t).float().mean()),
+                )
 
-    best = heapq.nlargest(keep, scored(), key=lambda s: s[1])  # stable: as sorted(..., reverse=True)
+    best = heapq.nlargest(
+        keep, scored(), key=lambda s: s[1]
+    )  # stable: as sorted(..., reverse=True)
     if not best:
-        raise FewtuneError("the label-word search found no two classes with different candidates; raise search.top_n")
+        raise FewtuneError(
+            "the label-word search found no two classes with different candidates; raise search.top_n"
+        )
     return best
 
 
-def best_assignment(log_probs: torch.Tensor, gold: list[int], per_class: list[list[int]], top_n: int):
+def best_assignment(
+    log_probs: torch.Tensor, gold: list[int], per_class: list[list[int]], top_n: int
+):
     """(token ids, one per class, accuracy): the best zero-shot dev accuracy over the assignments."""
     return ranked_assignments(log_probs, gold, per_class, top_n)[0]
 
@@ -81,7 +94,9 @@ def search(overrides: list[str], top_k: int, top_n: int, keep: int = 1) -> dict:
     datamodule, module = build(cfg)
     task, encoder = datamodule.task, datamodule.encoder
     if task.regression:
-        raise FewtuneError(f"task '{task.name}' is a regression task; the label-word search needs classes")
+        raise FewtuneError(
+            f"task '{task.name}' is a regression task; the label-word search needs classes"
+        )
     train, dev = datamodule.read("train"), datamodule.read("dev")
     allowed = word_like(encoder.tokenizer, encoder.spaces and encoder.template.slot.space)
     classes = [task.label_index(e.label) for e in train]
@@ -90,7 +105,11 @@ def search(overrides: list[str], top_k: int, top_n: int, keep: int = 1) -> dict:
     ranked = ranked_assignments(slot_log_probs(module, encoder, dev), gold, per_class, top_n, keep)
     word = lambda i: encoder.tokenizer.decode([i]).strip()  # noqa: E731
     assignments = [
-        {"verbalizer": {label: word(i) for label, i in zip(task.labels, ids)}, "zeroshot_dev_acc": acc} for ids, acc in ranked
+        {
+            "verbalizer": {label: word(i) for label, i in zip(task.labels, ids)},
+            "zeroshot_dev_acc": acc,
+        }
+        for ids, acc in ranked
     ]
     return {
         "task": task.name,

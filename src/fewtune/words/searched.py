@@ -15,7 +15,6 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fewtune.errors import FewtuneError
-
 from fewtune.run.results import METRICS_FILE, read_json_object
 
 
@@ -45,9 +44,13 @@ def task_config(cfg) -> dict[str, Any]:
     path = searched_words_file(cfg)
     if path is None:
         return task
-    results = read_json_object(path, f"run python -m fewtune.search_words task={cfg.task.name} ... again")
+    results = read_json_object(
+        path, f"run python -m fewtune.search_words task={cfg.task.name} ... again"
+    )
     if not isinstance(results.get("verbalizer"), dict):
-        raise FewtuneError(f"{path} has no 'verbalizer' of searched words; run python -m fewtune.search_words again")
+        raise FewtuneError(
+            f"{path} has no 'verbalizer' of searched words; run python -m fewtune.search_words again"
+        )
     if results.get("model") != cfg.model.name:
         raise FewtuneError(
             f"method '{cfg.method.name}': the label words in {path} were searched with model '{results.get('model')}', "
