@@ -239,3 +239,13 @@ def test_a_1000_step_run_meets_at_most_8_shapes_and_records_them(settings, tiny_
         # without the ladder nearly every packed row has a length of its own
         exact = [*overrides[:-3], "trainer.max_steps=40", "shapes.per_octave=0"]
         assert train(compose_cfg(exact, tmp_path / "exact"))["train_shapes"] > 20
+
+
+def test_a_soft_prompt_run_counts_its_shapes_too(tiny_causal, data_dir, tmp_path):
+    # peft's soft prompts wrap the body, where transformers' get_input_embeddings cannot look
+    from fewtune.train import train
+
+    results = train(
+        compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", "peft=prompt_tuning"), tmp_path)
+    )
+    assert results["train_shapes"] >= 1 and results["eval_shapes"] >= 1

@@ -22,9 +22,10 @@ class ShapeLog:
         self._model = None
 
     def attach(self, model) -> None:
-        if self._hook is None:
+        embeddings = input_embeddings(model)
+        if self._hook is None and embeddings is not None:
             self._model = model
-            self._hook = model.get_input_embeddings().register_forward_hook(self._count)
+            self._hook = embeddings.register_forward_hook(self._count)
 
     def detach(self) -> None:
         # the backbone may serve the next job of a multirun: leave no hook on it
@@ -40,6 +41,21 @@ class ShapeLog:
 
     def record(self) -> dict[str, int]:
         return {"train_shapes": len(self.shapes["train"]), "eval_shapes": len(self.shapes["eval"])}
+
+
+def input_embeddings(model):
+    """The model's token embedding; for a body wrapped by peft's soft prompts (which transformers'
+    ``get_input_embeddings`` does not see through), the embedding of the vocabulary's size."""
+    try:
+        return model.get_input_embeddings()
+    except (NotImplementedError, AttributeError):
+        from torch import nn
+
+        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        found = (
+            m for m in model.modules() if isinstance(m, nn.Embedding) and m.num_embeddings == vocab
+        )
+        return next(found, None)
 
 
 class ShapesMet(pl.Callback):
