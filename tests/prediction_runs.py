@@ -21,6 +21,13 @@ from conftest import (
 MOVE = "optimizer.lr=5e-3"  # the tiny models' weights move: their predictions differ by example
 TWO_PATTERNS = 'task.pet_templates.masked=["{sentence} It was {mask} .","Just {mask} ! {sentence}"]'
 SEARCHED = {"0": "bad", "1": "good"}
+# A short SetFit (as tests/test_setfit.py runs it): 2 pair iterations, 2 head epochs.
+SETFIT_FAST = [
+    "method.num_iterations=2",
+    "method.body_batch_size=8",
+    "method.body_lr=1e-3",
+    "method.head_epochs=2",
+]
 
 # name: (backbone fixture, method, overrides)
 RUNS = {
@@ -44,6 +51,9 @@ RUNS = {
         [MOVE, "exit=all", "exit.rule=patience", "exit.patience=1"],
     ),
     "pet": ("tiny_masked", "pet", [MOVE, TWO_PATTERNS]),
+    "finetune-houlsby": ("tiny_masked", "finetune", ["peft=houlsby", "peft.lr=5e-3"]),
+    "setfit": ("tiny_masked", "setfit", SETFIT_FAST),  # logistic head
+    "setfit-diff": ("tiny_causal", "setfit-diff", SETFIT_FAST),  # differentiable head
     "stsb": ("tiny_masked", "prompt", [MOVE]),  # regression; needs ../shared/data
 }
 NEEDS_SHARED_DATA = {"stsb"}

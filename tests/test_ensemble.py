@@ -61,10 +61,21 @@ def meta() -> dict:
             "labels": ["0", "1"], "label_words": {"0": "terrible", "1": "great"}, "score_range": None}  # fmt: skip
 
 
-def fake_member(root, method, seed, probs, gold=(0, 1, 1)):
+def fake_member(root, method, seed, probs, gold=(0, 1, 1), dev_file=None):
     predictions = Predictions.build(meta(), np.arange(len(gold)), list(gold), probs=np.array(probs))
     run = fake_run(root, "sst2", method, seed, rescore(predictions)["acc"])
     predictions.write(path_of(run, "test"))
+    if dev_file:  # each seed's own dev split, and the test set every seed's folder shares
+        dev = Predictions.build(
+            {**meta(), "split": "dev", "split_file": dev_file}, [0, 1], [0, 1], probs=np.eye(2)
+        )
+        dev.write(path_of(run, "dev"))
+        metrics = json.loads((run / "metrics.json").read_text())
+        data = {
+            "dev": {"file": dev_file, "md5": dev_file},
+            "test": {"file": f"{seed}/test.tsv", "md5": "same"},
+        }
+        (run / "metrics.json").write_text(json.dumps({**metrics, "provenance": {"data": data}}))
     return run
 
 
@@ -115,4 +126,42 @@ def test_what_cannot_be_averaged_is_refused_in_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     assert "no finished run with predictions/test.parquet" in one_line_error(
         [str(tmp_path / "empty"), "--out", str(tmp_path / "o")]
+    )
+
+
+def test_seeds_share_the_test_set_but_not_their_dev_sets(tmp_path):
+    for seed in (13, 21):
+        fake_member(
+            tmp_path / "runs",
+            "prompt",
+            seed,
+            [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]],
+            dev_file=f"16-{seed}/dev.tsv",
+        )
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "ens"), "--by", "none"])
+    folder = tmp_path / "ens" / "ensemble"
+    assert json.loads((folder / "metrics.json").read_text())["best_dev"] is None
+    assert not path_of(folder, "dev").exists() and rescore(read_run(folder))["acc"] == 1.0
+    # by seed, each ensemble's members share their seed's dev set
+    for seed in (13, 21):
+        fake_member(
+            tmp_path / "runs",
+            "finetune",
+            seed,
+            [[0.6, 0.4], [0.4, 0.6], [0.6, 0.4]],
+            dev_file=f"16-{seed}/dev.tsv",
+        )
+    main(
+        [
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "by-seed"),
+            "--by",
+            "seed",
+            "--name",
+            "mix",
+        ]
+    )
+    assert (
+        read_run(tmp_path / "by-seed" / "mix-seed13", "dev").meta["split_file"] == "16-13/dev.tsv"
     )

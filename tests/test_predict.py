@@ -174,3 +174,26 @@ def test_text_columns_by_position_or_by_field():
         column_map(["premise=a", "sentence2=b"], fields, table)
     with pytest.raises(FewtuneError, match=r"choose one with --text-column sentence1=<column>"):
         column_map([], fields, table)
+
+
+def test_a_method_with_its_own_runner_needs_a_predict_hook(tmp_path):
+    from omegaconf import OmegaConf
+
+    from fewtune.predict import check_predictable
+    from fewtune.run import methods
+
+    mine = OmegaConf.create({"method": {"name": "mine", "runner": "fewtune.run.single.run"}})
+    with pytest.raises(
+        FewtuneError,
+        match=r"method=mine run made by the method's own runner, which names no predict hook",
+    ):
+        check_predictable(tmp_path, mine)
+    # a builder rebuilds its one model as evaluate does (SetFit): predicted as any single model
+    check_predictable(tmp_path, OmegaConf.create({"method": {**mine.method, "builder": "x.y"}}))
+    # a PET run saved before the hook existed gets it from today's conf/method/pet.yaml
+    old_pet = {
+        "name": "pet",
+        "runner": "fewtune.pet.run.train_pet",
+        "evaluate": "fewtune.pet.run.refuse_evaluate",
+    }
+    assert methods.hook(old_pet, "predict").__name__ == "predict_texts"

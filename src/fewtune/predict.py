@@ -45,6 +45,7 @@ def predict(run_dir: str | Path, input_file: str | Path, out: str | Path, text_c
         require_weights,
     )
     from fewtune.predictions.inputs import column_map, read_table
+    from fewtune.run import methods
     from fewtune.run.reload import run_config
     from fewtune.words.searched import task_config
 
@@ -63,9 +64,11 @@ def predict(run_dir: str | Path, input_file: str | Path, out: str | Path, text_c
         Example(fields={f: row[c] for f, c in mapping.items()}, label=label) for row in table.rows
     ]
     log.info("%s: %d texts from %s", run_dir, len(examples), table.path)
-    if cfg.method.name == "pet":
-        probs, predicted = _pet(cfg, run_dir, examples)
+    own = methods.hook(cfg.method, "predict")  # a method that is several models (PET)
+    if own is not None:
+        probs, predicted = own(cfg, run_dir, examples)
     else:
+        check_predictable(run_dir, cfg)
         require_weights(cfg, run_dir)
         predictions = predict_examples(cfg, run_dir, examples, progress)
         probs = None if task.regression else predictions.probs()
@@ -79,15 +82,16 @@ def predict(run_dir: str | Path, input_file: str | Path, out: str | Path, text_c
     return frame
 
 
-def _pet(cfg, run_dir: Path, examples):
-    from fewtune.pet.apply import pet_members, pet_probs
-    from fewtune.predictions.apply import require_weights
+def check_predictable(run_dir: Path, cfg) -> None:
+    """A method with a runner of its own is applied by its ``predict`` hook (run/methods.py), or,
+    with a ``builder`` (its one model rebuilt as evaluate rebuilds it: SetFit), as any single model."""
+    from fewtune.run import methods
 
-    members = pet_members(cfg, run_dir)
-    for member, _ in members:
-        require_weights(member, Path(member.paths.output_dir))
-    probs, predicted = pet_probs(members, examples)
-    return probs.numpy(), predicted.numpy()
+    if methods.hook(cfg.method, "runner") is not None and not cfg.method.get("builder"):
+        raise FewtuneError(
+            f"{run_dir} is a method={cfg.method.name} run made by the method's own runner, which names "
+            "no predict hook (conf/method/<name>.yaml: predict: module.function); predict cannot apply it"
+        )
 
 
 def labelled(table, task, probs, predicted) -> pd.DataFrame:
@@ -122,6 +126,19 @@ def _serialise(frame: pd.DataFrame, suffix: str) -> str | bytes:
     )
 
 
+VALUED_OPTIONS = ("--input", "--out", "--text-column", "--format", "--progress")
+
+
+def overrides_first(argv: list[str]) -> list[str]:
+    """The run folder and its key=value overrides before the options, wherever they were given:
+    argparse reads positionals in one run (``--text-column sentence=review`` is an option's value)."""
+    positional, options = [], []
+    for i, arg in enumerate(argv):
+        is_value = i > 0 and argv[i - 1] in VALUED_OPTIONS
+        (options if arg.startswith("-") or is_value else positional).append(arg)
+    return positional + options
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m fewtune.predict", description=__doc__.split("\n\n")[0]
@@ -143,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         "--format", choices=["csv", "tsv", "jsonl"], help="the input's format (default: its suffix)"
     )
     parser.add_argument("--progress", choices=["auto", "rich", "log", "none"], default="auto")
-    args = parser.parse_intermixed_args(argv)  # overrides may come after the options
+    args = parser.parse_args(overrides_first(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         frame = predict(

@@ -71,3 +71,15 @@ def pet_probs(
         return logits[0].softmax(-1), logits[0].argmax(-1)
     probs = ensemble_probs(torch.stack(logits), torch.tensor([weight for _, weight in members]))
     return probs, probs.argmax(-1)
+
+
+def predict_texts(cfg: DictConfig, run_dir: Path, examples: list[Example]):
+    """conf/method/pet.yaml's ``predict`` hook (run/methods.py): (probabilities, predicted labels)
+    as numpy arrays, once every model's stored weights are known to be there."""
+    from fewtune.predictions.apply import require_weights
+
+    members = pet_members(cfg, run_dir)
+    for member, _ in members:
+        require_weights(member, Path(member.paths.output_dir))
+    probs, predicted = pet_probs(members, examples)
+    return probs.numpy(), predicted.numpy()

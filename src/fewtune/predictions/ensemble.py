@@ -105,11 +105,30 @@ def ensemble(
     return written
 
 
+def split_identity(member: Member, split: str) -> str:
+    """What the member scored on ``split``: its file's md5 (metrics.json's provenance; LM-BFF's
+    test.tsv is the same file in every seed's folder), else the file's name."""
+    source = member.metrics.get("test_split", "test") if split == "test" else split
+    data = (member.metrics.get("provenance") or {}).get("data") or {}
+    if (data.get(source) or {}).get("md5"):
+        return data[source]["md5"]
+    return read_run(member.path, split).meta.get("split_file", "")
+
+
 def _write(folder: Path, group: list[Member], name: str, title: str, by: str) -> Path:
     predictions = {}
     for split in SPLITS:
-        if all(has_predictions(m.path, split) for m in group):
-            predictions[split] = average([read_run(m.path, split) for m in group])
+        if not all(has_predictions(m.path, split) for m in group):
+            continue
+        if split == "dev" and len({split_identity(m, split) for m in group}) > 1:
+            continue  # each seed's K-shot dev set is its own (--by none over seeds): no dev ensemble
+        if len({split_identity(m, split) for m in group}) > 1:
+            files = sorted({read_run(m.path, split).meta.get("split_file", "") for m in group})
+            raise FewtuneError(
+                f"cannot average {split} predictions made on different files ({', '.join(files)}); "
+                "ensemble runs of one task and split"
+            )
+        predictions[split] = average([read_run(m.path, split) for m in group])
     test = rescore(predictions["test"])
     metric = predictions["test"].metric
     cfg = _config(group, name, title, by)

@@ -6,6 +6,7 @@ A method's yaml (conf/method/<name>.yaml) may name, as dotted paths to functions
     runner: fewtune.pet.run.train_pet        # (cfg) -> results dict; replaces the default run
     table_rows: fewtune.pet.table_rows.pet_rows  # (report.runs.Run) -> list of Run: its table rows
     evaluate: fewtune.pet.run.refuse_evaluate    # (run_dir, cfg) -> None or raise: before a re-test
+    predict: fewtune.pet.apply.predict_texts     # (cfg, run_dir, examples) -> (probs, labels): fewtune.predict
 
 and may list ``task_keys``: the task config's keys only it reads (PET's ``pet_templates``). A
 run's config hash leaves out the task keys that some method claims and its own does not, so
@@ -33,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fewtune.errors import FewtuneError
 
-HOOKS = ("runner", "table_rows", "evaluate")
+HOOKS = ("runner", "table_rows", "evaluate", "predict")
 PLUGIN_KEYS = (*HOOKS, "task_keys")
 DEFAULT_RUNNER = "fewtune.run.single.run"
 
@@ -61,11 +62,11 @@ def hook(method, name: str) -> Callable | None:
 
 
 def plugin_settings(method) -> dict[str, Any]:
-    """The method's plug-in keys: its own, else those of conf/method/<name>.yaml (an older run)."""
+    """The method's plug-in keys: its own, and those it lacks from conf/method/<name>.yaml (a run
+    saved before the method named them, or before a hook existed: a PET run and ``predict``)."""
     own = _as_dict(method)
-    if any(key in own for key in PLUGIN_KEYS):
-        return {key: own[key] for key in PLUGIN_KEYS if key in own}
-    return dict(_packaged_settings(_name(method)))
+    packaged = dict(_packaged_settings(_name(method)))
+    return {**packaged, **{key: own[key] for key in PLUGIN_KEYS if key in own}}
 
 
 def claimed_task_keys() -> set[str]:

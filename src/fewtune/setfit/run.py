@@ -8,7 +8,8 @@
    the final model's dev metric, which the table uses where a grid gives several runs a seed.
 
 metrics.json has the keys of every other method's (train.py), ``cpu_time_s`` and a ``setfit``
-block (pairs, steps of each phase, the pooling used). The weights are kept as train.py keeps
+block (pairs, steps of each phase, the pooling used); predictions/{dev,test}.parquet hold each
+example's prediction, as every run's (fewtune/predictions/). The weights are kept as train.py keeps
 them: a peft run's trained weights in task_weights.safetensors, a full run's in the checkpoint
 file that ``python -m fewtune.evaluate`` reads (gone with delete_checkpoints=true).
 """
@@ -40,6 +41,8 @@ def run(cfg) -> dict:
     import pytorch_lightning as pl
 
     from fewtune.jobs import resume
+    from fewtune.predictions.recorder import PredictionRecorder
+    from fewtune.predictions.run_files import log_predictions, write_run_predictions
     from fewtune.run import workers
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
     from fewtune.run.scored import ScoredExamples
@@ -66,7 +69,8 @@ def run(cfg) -> dict:
         head_steps = train_differentiable(cfg, settings, datamodule, module, loggers)
 
     scored = ScoredExamples()  # how much of dev and test was scored: smoke runs stay out of tables
-    trainer = _trainer(cfg, loggers, [scored])
+    recorder = PredictionRecorder()  # each dev and test example's prediction: predictions/*.parquet
+    trainer = _trainer(cfg, loggers, [scored, recorder])
     (dev,) = trainer.validate(module, datamodule=datamodule, verbose=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     stored, weights = keep_weights(cfg, module)
@@ -104,12 +108,16 @@ def run(cfg) -> dict:
         },
         **job.record(),
     }
+    predictions = write_run_predictions(
+        cfg.paths.output_dir, recorder, datamodule
+    )  # before metrics.json
     write_json_atomic(Path(cfg.paths.output_dir) / METRICS_FILE, results)
     job.finish()
     for logger in loggers:
         logger.log_metrics(
             {f"cost/{name}": v for name, v in costs.items() if v is not None}, step=results["steps"]
         )
+        log_predictions([logger], predictions)  # W&B: as tables
         logger.save()
     if cfg.get("delete_checkpoints") and weights is not None:
         weights.unlink(missing_ok=True)
