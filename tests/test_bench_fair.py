@@ -36,7 +36,9 @@ def test_the_tuned_loop_computes_what_fewtune_computes(method, tiny_causal, data
             sum(len(e.input_ids) for e in datamodule.encoded["test"])
         ]
         longest = max(len(e.input_ids) for e in datamodule.encoded["test"])
-        assert summary["shapes"] == [[16, longest]]  # 16 test sentences; no ladder for CPU evaluation
+        assert summary["shapes"] == [
+            [16, longest]
+        ]  # 16 test sentences; no ladder for CPU evaluation
 
     steps = {}
     for side in (fewtune_side, tuned):
