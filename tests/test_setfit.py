@@ -281,6 +281,17 @@ def test_delete_checkpoints_leaves_no_weights(data_dir, tiny_masked, tmp_path):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_the_logger_gets_both_phases_dev_and_test(data_dir, tiny_masked, tmp_path):
+    import csv
+
+    train(compose_cfg(setfit_overrides(tiny_masked, data_dir, "setfit-diff", "logger=csv"), tmp_path))
+    (metrics_csv,) = tmp_path.rglob("metrics.csv")
+    logged = set()
+    for row in csv.DictReader(metrics_csv.open()):
+        logged |= {name for name, value in row.items() if value}
+    assert {"train/pair_loss", "train/loss", "val/acc", "test/acc", "cost/trainable_params"} <= logged
+
+
 # ---- bad settings ---------------------------------------------------------------------------
 
 
