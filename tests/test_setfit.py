@@ -284,12 +284,20 @@ def test_delete_checkpoints_leaves_no_weights(data_dir, tiny_masked, tmp_path):
 def test_the_logger_gets_both_phases_dev_and_test(data_dir, tiny_masked, tmp_path):
     import csv
 
-    train(compose_cfg(setfit_overrides(tiny_masked, data_dir, "setfit-diff", "logger=csv"), tmp_path))
+    train(
+        compose_cfg(setfit_overrides(tiny_masked, data_dir, "setfit-diff", "logger=csv"), tmp_path)
+    )
     (metrics_csv,) = tmp_path.rglob("metrics.csv")
     logged = set()
     for row in csv.DictReader(metrics_csv.open()):
         logged |= {name for name, value in row.items() if value}
-    assert {"train/pair_loss", "train/loss", "val/acc", "test/acc", "cost/trainable_params"} <= logged
+    assert {
+        "train/pair_loss",
+        "train/loss",
+        "val/acc",
+        "test/acc",
+        "cost/trainable_params",
+    } <= logged
 
 
 # ---- bad settings ---------------------------------------------------------------------------
@@ -410,7 +418,8 @@ def test_matches_the_setfit_library_on_one_split(tmp_path):
     """method=setfit and the setfit library (its defaults, 20 iterations, logistic head) on
     SST-2's K=16 split of seed 13 with all-MiniLM-L6-v2: within the spread over seeds.
 
-    Needs setfit installed beside fewtune's packages (docs/setfit.md); skipped elsewhere."""
+    `make test-reference` runs it in a venv with the setfit library (docs/setfit.md); skipped
+    where setfit is not installed."""
     pytest.importorskip("setfit")
     import importlib.util
     from pathlib import Path

@@ -17,9 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from omegaconf.errors import OmegaConfBaseException
-
-from fewtune.errors import FewtuneError
+from fewtune.errors import FewtuneError, saved_run_errors
 from fewtune.run.reload import load_run_weights, run_config
 from fewtune.run.results import METRICS_FILE, read_json_object
 
@@ -74,14 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    with saved_run_errors(args.overrides):
         test = evaluate(args.run_dir, args.overrides)
-    except FewtuneError as err:
-        raise SystemExit(f"error: {err}") from None
-    except OmegaConfBaseException as err:  # an override that leaves the config incomplete
-        raise SystemExit(
-            f"error: the run's config with {args.overrides}: {str(err).splitlines()[0]}"
-        ) from None
     print(json.dumps(test, indent=2, sort_keys=True))
     saved = args.run_dir / METRICS_FILE
     if saved.is_file():

@@ -25,9 +25,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from omegaconf.errors import OmegaConfBaseException
 
-from fewtune.errors import FewtuneError
+from fewtune.errors import FewtuneError, saved_run_errors
 from fewtune.jobs.atomic import write_file_atomic
 
 log = logging.getLogger("fewtune")
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--progress", choices=["auto", "rich", "log", "none"], default="auto")
     args = parser.parse_args(overrides_first(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    with saved_run_errors(args.overrides):
         frame = predict(
             args.run_dir,
             args.input,
@@ -172,12 +171,6 @@ def main(argv: list[str] | None = None) -> None:
             args.format,
             args.progress,
         )
-    except FewtuneError as err:
-        raise SystemExit(f"error: {err}") from None
-    except OmegaConfBaseException as err:  # an override that leaves the config incomplete
-        raise SystemExit(
-            f"error: the run's config with {args.overrides}: {str(err).splitlines()[0]}"
-        ) from None
     counts = (
         frame["predicted_label"].value_counts().sort_index().to_dict()
         if "predicted_label" in frame

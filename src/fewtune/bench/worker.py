@@ -206,19 +206,16 @@ KINDS = {
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    if (
-        spec.get("impl") != "baseline"
-    ):  # fewtune and the tuned loop as a run has it; the naive loop as glibc has it
+    # host memory: fewtune and the tuned loop as a run has it, the naive loop as glibc has it
+    if spec.get("impl") != "baseline":
         from fewtune.run.hardware import keep_freed_host_memory
 
         keep_freed_host_memory()
     result = KINDS[spec["kind"]](spec)
     from fewtune.run.resources import peak_memory_mb
 
-    result = {
-        **peak_memory_mb(),
-        **result,
-    }  # a pair's own reading (after fewtune alone) first  # peak_rss_mb, and peak_gpu_mb where a GPU was used
+    # peak_rss_mb (and peak_gpu_mb on a GPU); a pair's own reading, taken after fewtune alone, wins
+    result = {**peak_memory_mb(), **result}
     print("BENCH-RESULT " + json.dumps(result))
 
 

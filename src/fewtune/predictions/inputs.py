@@ -12,10 +12,10 @@ Everything is checked here, before any weights load: the format, an empty file, 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fewtune.data.text_files import json_lines
 from fewtune.errors import FewtuneError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
@@ -69,22 +69,10 @@ def read_table(path: str | Path, fmt: str | None = None) -> InputTable:
 
 
 def _jsonl_rows(path: Path, text: str) -> list[dict[str, str]]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise FewtuneError(
-                f"--input {path} line {number} is not JSON ({err.msg}); give one JSON object per line"
-            ) from None
-        if not isinstance(row, dict):
-            raise FewtuneError(
-                f"--input {path} line {number} is not a JSON object; give one object per line"
-            )
-        rows.append({key: "" if value is None else str(value) for key, value in row.items()})
-    return rows
+    return [
+        {key: "" if value is None else str(value) for key, value in row.items()}
+        for _, row in json_lines(text, path)
+    ]
 
 
 def column_map(
