@@ -2,10 +2,10 @@
 
     python benchmarks/setfit_compare.py results/setfit-cpu benchmarks/setfit-library-cpu.jsonl
 
-Reads every metrics.json of method=setfit-logistic (or --method) runs under the first folder
-and the JSON lines that benchmarks/setfit_reference.py wrote, and prints a Markdown table per
-task: each seed's test accuracy and CPU seconds for both, then the mean (population std) over
-seeds, as the project's tables report.
+Reads every metrics.json of method=setfit-logistic (or --method) runs of minilm-l6 (or --model)
+without peft under the first folder and the JSON lines that benchmarks/setfit_reference.py
+wrote, and prints a Markdown table per task: each seed's test accuracy and CPU seconds for
+both, then the mean (population std) over seeds, as the project's tables report.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ def main() -> None:
     parser.add_argument("runs", type=Path, help="a folder of fewtune runs (searched recursively)")
     parser.add_argument("library", type=Path, help="setfit_reference.py's JSON lines")
     parser.add_argument("--method", default="setfit-logistic")
+    parser.add_argument("--model", default="minilm-l6", help="the library runs all-MiniLM-L6-v2")
     parser.add_argument("--head", default="logistic", help="the library's head in the JSON lines")
     args = parser.parse_args()
     ours: dict[str, dict[int, dict]] = defaultdict(dict)
     for path in sorted(args.runs.rglob("metrics.json")):
         metrics = json.loads(path.read_text())
-        if metrics.get("method") == args.method and metrics.get("peft") == "none":
+        wanted = (args.method, args.model, "none")
+        if (metrics.get("method"), metrics.get("model"), metrics.get("peft")) == wanted:
             ours[metrics["task"]][metrics["seed"]] = metrics
     library: dict[str, dict[int, dict]] = defaultdict(dict)
     for line in args.library.read_text().splitlines():
@@ -40,7 +42,9 @@ def main() -> None:
             library[row["task"]][row["seed"]] = row
     for task in sorted(set(ours) & set(library)):
         seeds = sorted(set(ours[task]) & set(library[task]))
-        print(f"\n{task}: fewtune method={args.method} vs setfit {library[task][seeds[0]]['setfit_version']}\n")
+        print(
+            f"\n{task}: fewtune method={args.method} vs setfit {library[task][seeds[0]]['setfit_version']}\n"
+        )
         print("| seed | fewtune acc | fewtune CPU s | library acc | library CPU s |")
         print("|---|---|---|---|---|")
         for seed in seeds:
