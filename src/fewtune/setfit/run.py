@@ -248,13 +248,17 @@ def _loggers(cfg) -> list:
 
 def _trainer(cfg, loggers: list, callbacks: list = (), **fit):
     """The config's Trainer (device, precision, ...). For a training phase (``fit``: its
-    max_steps and max_epochs), no dev evaluation and no checkpoints, as the library trains."""
+    max_steps and max_epochs), no dev evaluation and no checkpoints, as the library trains, and
+    a phase shorter than ``trainer.log_every_n_steps`` still logs its loss once."""
     from hydra.utils import instantiate
 
     from fewtune.run.progress import progress_callbacks
 
     if fit:
         fit.update(limit_val_batches=0, val_check_interval=1.0, check_val_every_n_epoch=1)
+        if fit.get("max_steps", -1) > 0:
+            every = cfg.trainer.get("log_every_n_steps") or 50  # Lightning's default
+            fit["log_every_n_steps"] = min(every, fit["max_steps"])
     trainer = instantiate(
         cfg.trainer,
         callbacks=[*callbacks, *progress_callbacks(cfg)],
