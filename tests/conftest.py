@@ -51,6 +51,17 @@ NEGATIVE = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def fresh_wandb_settings():
+    """W&B reads WANDB_DIR and WANDB_MODE once per process (its global setup); tests that set them
+    each run in a process shared with other test files, so each starts from a fresh setup."""
+    yield
+    import sys
+
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     # The real smollm2 conversion is cached per user; tests share the developer's cache when
