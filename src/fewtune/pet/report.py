@@ -11,7 +11,7 @@ from fewtune.pet.kshot import KShot
 from fewtune.pet.patterns import Pattern
 from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack
-from fewtune.run.results import run_identity
+from fewtune.run.results import cost_record, run_identity
 
 
 def pet_results(
@@ -74,11 +74,12 @@ def pet_results(
         },
         "steps": sum(m.steps for m in trained),
         "precision": result_models[0].precision,
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_share": round(trainable / total, 6),
-        "task_storage_bytes": sum(m.stored_bytes for m in result_models),
-        "step_time_s": round(sum(step_times) / len(step_times), 6) if step_times else None,
+        **cost_record(
+            trainable,
+            total,
+            sum(m.stored_bytes for m in result_models),
+            round(sum(step_times) / len(step_times), 6) if step_times else None,
+        ),
     }
 
 

@@ -34,3 +34,29 @@ def finish_wandb() -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish()
+
+
+def run_loggers(cfg) -> list:
+    """The config's loggers (``logger=``), each given the run's whole config."""
+    from omegaconf import OmegaConf
+
+    from fewtune.run.build import instantiate_group
+
+    loggers = instantiate_group(cfg.get("logger"))
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return loggers
+
+
+def close_loggers(loggers: list, costs: dict, step: int, predictions: dict) -> None:
+    """A finished run's costs and predictions (W&B: as tables) to each logger, which is then saved
+    (an offline W&B run says where it is kept)."""
+    from fewtune.predictions.run_files import log_predictions
+
+    for logger in loggers:
+        logger.log_metrics(
+            {f"cost/{name}": v for name, v in costs.items() if v is not None}, step=step
+        )
+        log_predictions([logger], predictions)
+        logger.save()
+        say_where_wandb_keeps(logger)

@@ -27,6 +27,17 @@ def run_identity(cfg) -> dict[str, Any]:
     }
 
 
+def cost_record(trainable: int, total: int, stored_bytes: int, step_time_s) -> dict[str, Any]:
+    """The costs every method's metrics.json carries (the table's ``--costs`` columns)."""
+    return {
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_share": round(trainable / total, 6),
+        "task_storage_bytes": stored_bytes,
+        "step_time_s": step_time_s,
+    }
+
+
 def count_parameters(module) -> tuple[int, int]:
     """(trainable, total) parameters; ``parameters()`` already counts tied weights once."""
     params = list(module.parameters())

@@ -9,9 +9,9 @@ import logging
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from fewtune.run.results import METRICS_FILE, count_parameters, run_identity
+from fewtune.run.results import METRICS_FILE, cost_record, count_parameters, run_identity
 
 log = logging.getLogger("fewtune")
 
@@ -25,11 +25,11 @@ def run(cfg: DictConfig) -> dict:
     from fewtune.jobs.atomic import write_json_atomic
     from fewtune.models.shapes_met import ShapesMet
     from fewtune.predictions.recorder import PredictionRecorder
-    from fewtune.predictions.run_files import log_predictions, write_run_predictions
+    from fewtune.predictions.run_files import write_run_predictions
     from fewtune.run import distributed, workers
     from fewtune.run.build import build, instantiate_group
     from fewtune.run.fit import fit, keep_best_weights
-    from fewtune.run.loggers import say_where_wandb_keeps
+    from fewtune.run.loggers import close_loggers, run_loggers
     from fewtune.run.progress import progress_callbacks
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
     from fewtune.run.scored import ScoredExamples
@@ -54,13 +54,9 @@ def run(cfg: DictConfig) -> dict:
     )
     scored = ScoredExamples()
     shapes = ShapesMet()  # distinct input shapes, for metrics.json
-    recorder = (
-        PredictionRecorder()
-    )  # every dev and test example's prediction: predictions/*.parquet
+    recorder = PredictionRecorder()  # each dev and test example's prediction: predictions/*.parquet
     callbacks += [scored, shapes, *progress_callbacks(cfg), recorder]
-    loggers = instantiate_group(cfg.get("logger"))
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    loggers = run_loggers(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     distributed.prepare(trainer)  # before fit starts the other DDP processes
 
@@ -82,11 +78,7 @@ def run(cfg: DictConfig) -> dict:
         trainer.validate(module, datamodule=datamodule, verbose=False)
 
     costs = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_share": round(trainable / total, 6),
-        "task_storage_bytes": stored,
-        "step_time_s": step_timer.mean_s,
+        **cost_record(trainable, total, stored, step_timer.mean_s),
         **shapes.record(),
         **peak_memory_mb(),
     }
@@ -111,14 +103,7 @@ def run(cfg: DictConfig) -> dict:
         )  # before metrics.json marks the run complete
         write_json_atomic(out / METRICS_FILE, results)
         job.finish()
-    for logger in loggers:
-        logger.log_metrics(
-            {f"cost/{name}": v for name, v in costs.items() if v is not None},
-            step=trainer.global_step,
-        )
-        log_predictions([logger], predictions)  # W&B: as tables
-        logger.save()
-        say_where_wandb_keeps(logger)
+    close_loggers(loggers, costs, trainer.global_step, predictions)
     if cfg.get("delete_checkpoints") and ckpt_path and trainer.is_global_zero:
         Path(ckpt_path).unlink(missing_ok=True)
     metric, scored = cfg.task.metric, results["scored"]

@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from fewtune.errors import FewtuneError
 from fewtune.jobs.atomic import write_json_atomic
-from fewtune.run.results import METRICS_FILE, count_parameters, run_identity
+from fewtune.run.results import METRICS_FILE, cost_record, count_parameters, run_identity
 from fewtune.setfit.settings import SetFitSettings
 
 log = logging.getLogger("fewtune")
@@ -42,8 +41,9 @@ def run(cfg) -> dict:
 
     from fewtune.jobs import resume
     from fewtune.predictions.recorder import PredictionRecorder
-    from fewtune.predictions.run_files import log_predictions, write_run_predictions
+    from fewtune.predictions.run_files import write_run_predictions
     from fewtune.run import workers
+    from fewtune.run.loggers import close_loggers, run_loggers
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
     from fewtune.run.scored import ScoredExamples
     from fewtune.setfit.build import build
@@ -59,7 +59,7 @@ def run(cfg) -> dict:
     datamodule, module = build(cfg)
     datamodule.setup()
     trainable, total = count_parameters(module)
-    loggers = _loggers(cfg)
+    loggers = run_loggers(cfg)
     timer = StepTimer()
 
     body_steps, pairs = train_body(cfg, settings, datamodule, module, loggers, timer)
@@ -75,14 +75,7 @@ def run(cfg) -> dict:
     trainer.test(module, datamodule=datamodule, verbose=False)
     stored, weights = keep_weights(cfg, module)
     test_split = datamodule.sources["test"]
-    costs = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_share": round(trainable / total, 6),
-        "task_storage_bytes": stored,
-        "step_time_s": timer.mean_s,
-        **peak_memory_mb(),
-    }
+    costs = {**cost_record(trainable, total, stored, timer.mean_s), **peak_memory_mb()}
     pooling = module.model.pooling
     results = {
         **run_identity(cfg),
@@ -113,12 +106,7 @@ def run(cfg) -> dict:
     )  # before metrics.json
     write_json_atomic(Path(cfg.paths.output_dir) / METRICS_FILE, results)
     job.finish()
-    for logger in loggers:
-        logger.log_metrics(
-            {f"cost/{name}": v for name, v in costs.items() if v is not None}, step=results["steps"]
-        )
-        log_predictions([logger], predictions)  # W&B: as tables
-        logger.save()
+    close_loggers(loggers, costs, results["steps"], predictions)
     if cfg.get("delete_checkpoints") and weights is not None:
         weights.unlink(missing_ok=True)
     metric = cfg.task.metric
@@ -235,15 +223,6 @@ def keep_weights(cfg, module) -> tuple[int, Path | None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": module.state_dict()}, path)
     return path.stat().st_size, path
-
-
-def _loggers(cfg) -> list:
-    from fewtune.run.build import instantiate_group
-
-    loggers = instantiate_group(cfg.get("logger"))
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    return loggers
 
 
 def _trainer(cfg, loggers: list, callbacks: list = (), **fit):
