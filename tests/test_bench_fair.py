@@ -1,6 +1,8 @@
 """The fair, two-sided benchmark (bench/tuned.py, bench/two_sided.py) and the prepared GPU check
 (bench/gpu_check.py), on tiny models on the CPU."""
 
+import json
+
 import pytest
 import torch
 
@@ -117,7 +119,7 @@ def test_gpu_check_runs_every_part_on_the_cpu(tiny_causal, tiny_masked, data_dir
         assert out["tables"][name]["agreement"]["of"] == 16
     assert "agreement_float32" in out["tables"]["tiny-masked/finetune"]
     assert "*" in printed  # new shapes are marked
-    assert (tmp_path / "check.json").exists()
+    assert json.loads((tmp_path / "check.json").read_text())["complete"] is True
 
 
 def test_compare_interleaves_settings_step_by_step(tiny_causal, data_dir, tmp_path):

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from fewtune.jobs.atomic import write_json_atomic
+
 REAL = {"minilm-l6/finetune": ["model=minilm-l6"], "smollm2-135m/prompt": ["model=smollm2-135m"]}
 TINY_CASES = {"tiny-bert/finetune": "tiny-bert", "tiny-llama/prompt": "tiny-llama"}
 # (label, overrides): the attention setting and packing each training run uses
@@ -381,19 +383,28 @@ def main(argv: list[str] | None = None, cases: dict[str, list[str]] | None = Non
     cases = {name: [*common, *overrides] for name, overrides in cases.items()}
     out: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": argv}
     start = time.perf_counter()
+
+    # Written after every part: a check stopped at a device's time limit keeps the parts done.
+    def keep() -> None:
+        out["seconds"] = round(time.perf_counter() - start, 1)
+        if args.out is not None:
+            write_json_atomic(args.out, out)
+
     if "A" in args.parts:
         out["environment"] = environment(args.device)
         sdpa_micro(args.device, out)
+        keep()
     if "B" in args.parts:
         part_b(cases, args.device, args.steps, out)
+        keep()
     if "C" in args.parts:
         part_c(cases, args.device, args.limit, out)
+        keep()
     if "D" in args.parts:
         part_d(cases, args.device, args.steps, args.limit, out)
-    out["seconds"] = round(time.perf_counter() - start, 1)
+    out["complete"] = True
+    keep()
     say(f"\ngpu_check done in {out['seconds']:.0f} s")
-    if args.out is not None:
-        args.out.write_text(json.dumps(out, indent=1))
     return out
 
 
