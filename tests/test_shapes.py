@@ -249,3 +249,37 @@ def test_a_soft_prompt_run_counts_its_shapes_too(tiny_causal, data_dir, tmp_path
         compose_cfg(tiny_overrides(tiny_causal, data_dir, "prompt", "peft=prompt_tuning"), tmp_path)
     )
     assert results["train_shapes"] >= 1 and results["eval_shapes"] >= 1
+
+
+@pytest.mark.parametrize("per_octave", ["4", "0", "auto"])
+def test_setfit_pairs_are_padded_to_the_ladder(per_octave, tiny_masked, tmp_path):
+    # SetFit's contrastive phase pads each batch of pairs to its longest sentence: without the
+    # ladder, small batches have a new length at nearly every step. Its batches are all padded
+    # ones, so auto follows the evaluation ladder: none on the CPU.
+    from fewtune.train import train
+
+    data = random_length_split(tmp_path / "data")
+    settings = [
+        "method.num_iterations=5",
+        "method.body_batch_size=2",
+        f"shapes.per_octave={per_octave}",
+    ]
+    overrides = tiny_overrides(tiny_masked, data, "setfit", "k=16", *settings)
+    results = train(compose_cfg(overrides, tmp_path / "run"))
+    assert results["setfit"]["body_steps"] == 160  # 5 x 32 examples x 2 pairs, 2 a step
+    if per_octave == "4":
+        assert 2 <= results["train_shapes"] <= 8 and 2 <= results["eval_shapes"] <= 8
+    else:
+        assert results["train_shapes"] > 12 and results["eval_shapes"] == 11
+
+
+def test_setfit_on_a_gpu_pads_every_batch_to_the_ladder(
+    tiny_masked, data_dir, tmp_path, monkeypatch
+):
+    from fewtune.run import hardware
+    from fewtune.setfit.build import build
+
+    monkeypatch.setattr(hardware, "cuda_selected", lambda accelerator: True)
+    cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "setfit", "trainer=gpu"), tmp_path)
+    datamodule, _ = build(cfg)  # builds as a GPU run would (nothing runs on the GPU)
+    assert datamodule.collate.lengths.per_octave == datamodule.collate.eval_lengths.per_octave == 4

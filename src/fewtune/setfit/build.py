@@ -13,15 +13,21 @@ def build(cfg):
     from fewtune import peft
     from fewtune.data.datamodule import FewShotDataModule
     from fewtune.data.encoding import PlainEncoder
+    from fewtune.data.lengths import LengthLadder
     from fewtune.data.tasks import TaskSpec
     from fewtune.models import backbones
     from fewtune.models.pooling import resolve
+    from fewtune.run.hardware import cuda_selected
     from fewtune.setfit.model import SentenceModel, SetFitModule
 
     settings = SetFitSettings.from_config(cfg.method)
     peft.check(cfg.peft, cfg.method)
     task = TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True))
     check_combination(cfg, task.regression)
+    # Every SetFit batch is a padded one, pairs and head included: all follow the evaluation
+    # ladder's rule (auto: on a GPU, not on the CPU, where padding to it made the contrastive
+    # steps up to 12% slower and saved little: 6-8 lengths a run without it; docs/performance.md).
+    _, ladder = LengthLadder.from_config(cfg.get("shapes"), cuda_selected(cfg.trainer.accelerator))
     test_split = cfg.get("test_split", "test")
     task.check_files(cfg.paths.data_dir, cfg.k, cfg.data_seed, ("train", "dev", test_split))
     spec = backbones.resolve(cfg.model, cfg.paths.cache_dir)
@@ -48,5 +54,7 @@ def build(cfg):
         batch_size=settings.head_batch_size,
         eval_batch_size=cfg.eval_batch_size,
         test_split=test_split,
+        lengths=ladder,
+        eval_lengths=ladder,
     )
     return datamodule, module

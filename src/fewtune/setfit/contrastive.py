@@ -22,11 +22,12 @@ from fewtune.setfit.pairs import Pair
 
 
 class PairCollator:
-    """A batch of pairs as one padded batch: the first examples, then the second ones."""
+    """A batch of pairs as one padded batch: the first examples, then the second ones, padded as
+    the datamodule pads a training batch (to its length ladder)."""
 
-    def __init__(self, encoded: list[Encoded], pad_id: int):
+    def __init__(self, encoded: list[Encoded], collate: Collator):
         self.encoded = encoded
-        self.collate = Collator(pad_id)
+        self.collate = collate
 
     def __call__(self, pairs: list[Pair]) -> dict[str, torch.Tensor]:
         items = [self.encoded[i] for i, _, _ in pairs] + [self.encoded[j] for _, j, _ in pairs]
@@ -36,10 +37,10 @@ class PairCollator:
 
 
 def pair_loader(
-    pairs: list[Pair], encoded: list[Encoded], pad_id: int, batch_size: int
+    pairs: list[Pair], encoded: list[Encoded], collate: Collator, batch_size: int
 ) -> DataLoader:
     return DataLoader(
-        pairs, batch_size=batch_size, shuffle=True, collate_fn=PairCollator(encoded, pad_id)
+        pairs, batch_size=batch_size, shuffle=True, collate_fn=PairCollator(encoded, collate)
     )
 
 

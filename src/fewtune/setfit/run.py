@@ -40,6 +40,7 @@ def run(cfg) -> dict:
     import pytorch_lightning as pl
 
     from fewtune.jobs import resume
+    from fewtune.models.shapes_met import ShapesMet
     from fewtune.predictions.recorder import PredictionRecorder
     from fewtune.predictions.run_files import write_run_predictions
     from fewtune.run import workers
@@ -61,16 +62,17 @@ def run(cfg) -> dict:
     trainable, total = count_parameters(module)
     loggers = run_loggers(cfg)
     timer = StepTimer()
+    shapes = ShapesMet()  # distinct input shapes of the training phases and of dev and test
 
-    body_steps, pairs = train_body(cfg, settings, datamodule, module, loggers, timer)
+    body_steps, pairs = train_body(cfg, settings, datamodule, module, loggers, [timer, shapes])
     if settings.head_type == "logistic":
         head_steps = train_logistic(cfg, settings, datamodule, module)
     else:
-        head_steps = train_differentiable(cfg, settings, datamodule, module, loggers)
+        head_steps = train_differentiable(cfg, settings, datamodule, module, loggers, [shapes])
 
     scored = ScoredExamples()  # how much of dev and test was scored: smoke runs stay out of tables
     recorder = PredictionRecorder()  # each dev and test example's prediction: predictions/*.parquet
-    trainer = _trainer(cfg, loggers, [scored, recorder])
+    trainer = _trainer(cfg, loggers, [scored, recorder, shapes])
     (dev,) = trainer.validate(module, datamodule=datamodule, verbose=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     stored, weights = keep_weights(cfg, module)
@@ -84,6 +86,7 @@ def run(cfg) -> dict:
         "best_dev": dev[f"val/{cfg.task.metric}"],
         **scored.record(len(datamodule.encoded["test"])),
         "steps": body_steps + head_steps,
+        **shapes.record(),
         "precision": str(trainer.precision),
         "wall_time_s": round(time.perf_counter() - start, 2),
         "cpu_time_s": round(time.process_time() - cpu_start, 2),
@@ -121,7 +124,7 @@ def run(cfg) -> dict:
 
 
 def train_body(
-    cfg, settings: SetFitSettings, datamodule, module, loggers, timer
+    cfg, settings: SetFitSettings, datamodule, module, loggers, callbacks: list
 ) -> tuple[int, int]:
     """The contrastive phase; (steps, pairs). Skipped where the body has nothing to train."""
     from fewtune.setfit.contrastive import ContrastiveModule, pair_loader, steps_for
@@ -148,8 +151,8 @@ def train_body(
     contrastive = ContrastiveModule(
         model, lr, settings.weight_decay, settings.warmup_proportion, steps
     )
-    trainer = _trainer(cfg, loggers, [timer], max_steps=steps, max_epochs=settings.body_epochs)
-    loader = pair_loader(pairs, train, datamodule.collate.pad_id, settings.body_batch_size)
+    trainer = _trainer(cfg, loggers, callbacks, max_steps=steps, max_epochs=settings.body_epochs)
+    loader = pair_loader(pairs, train, datamodule.collate, settings.body_batch_size)
     trainer.fit(contrastive, train_dataloaders=loader)
     return trainer.global_step, len(pairs)
 
@@ -176,7 +179,9 @@ def train_logistic(cfg, settings: SetFitSettings, datamodule, module) -> int:
     return 0
 
 
-def train_differentiable(cfg, settings: SetFitSettings, datamodule, module, loggers) -> int:
+def train_differentiable(
+    cfg, settings: SetFitSettings, datamodule, module, loggers, callbacks: list
+) -> int:
     from fewtune.setfit.contrastive import steps_for
 
     steps = steps_for(
@@ -184,7 +189,7 @@ def train_differentiable(cfg, settings: SetFitSettings, datamodule, module, logg
     )
     log.info("SetFit differentiable head: %d epochs, %d steps%s", settings.head_epochs, steps,
              " (body too)" if settings.end_to_end else "")  # fmt: skip
-    trainer = _trainer(cfg, loggers, max_steps=steps, max_epochs=settings.head_epochs)
+    trainer = _trainer(cfg, loggers, callbacks, max_steps=steps, max_epochs=settings.head_epochs)
     freeze = (
         contextlib.nullcontext() if settings.end_to_end else frozen(module.model.body_parameters())
     )
