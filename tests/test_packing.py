@@ -60,6 +60,33 @@ def test_packed_batch_gives_the_padded_loss_and_gradients(
         torch.testing.assert_close(packed_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def test_a_config_naming_another_pad_id_still_pools_the_last_real_token(
+    tiny_causal, data_dir, tmp_path
+):
+    # As SmolLM2 converted by transformers 5.17: its tokenizer pads with one id, its config names
+    # another. Padded batches (dev, test) must pool what packed rows pool, each last real token.
+    import json
+    import shutil
+
+    from fewtune.run.build import build
+
+    model_dir = shutil.copytree(tiny_causal, tmp_path / "other-pad-id")
+    config = json.loads((model_dir / "config.json").read_text())
+    config["pad_token_id"] += 1
+    (model_dir / "config.json").write_text(json.dumps(config))
+    cfg = compose_cfg(tiny_overrides(model_dir, data_dir, "finetune"), tmp_path / "run")
+    torch.manual_seed(0)
+    datamodule, module = build(cfg)
+    datamodule.setup()
+    batch = datamodule.collate(datamodule.encoded["train"])
+    module.train()
+    how = module.packing(batch)
+    module.eval()
+    padded = module.predictions(module.padded_rows(batch))
+    packed = module.predictions(module.packed_rows(batch, how))
+    torch.testing.assert_close(padded, packed, atol=1e-5, rtol=1e-4)
+
+
 def label_rows(module, rows):
     """The label logits from a head's per-example rows (the prompt head's are slot hidden states)."""
     if not hasattr(module, "label_words"):

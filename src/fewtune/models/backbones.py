@@ -176,8 +176,11 @@ def load_model(
             dtype=dtype,
             num_labels=num_labels,
         )
-        if pad_token_id is not None and model.config.pad_token_id is None:
-            # Decoder classifiers pool the last non-pad token, so they must know the pad id.
+        if pad_token_id is not None:
+            # Decoder classifiers pool the last token that is not the config's pad id: it must be
+            # the id batches are padded with (the tokenizer's), whatever the checkpoint says.
+            # SmolLM2 converted from its GGUF by transformers 5.17 pads with 1 and says 2: padded
+            # dev and test batches then pooled a padding position (docs/performance.md).
             model.config.pad_token_id = pad_token_id
         return model
     if head == "body":  # the transformer body alone, no head (SetFit's sentence encoder)
