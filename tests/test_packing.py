@@ -9,9 +9,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def built(request, family: str, method: str, data_dir, tmp_path, *extra: str):
+    model_dir = request.getfixturevalue("tiny_causal" if family == "causal" else "tiny_masked")
+    return built_from(model_dir, method, data_dir, tmp_path, *extra)
+
+
+def built_from(model_dir, method: str, data_dir, tmp_path, *extra: str):
     from fewtune.run.build import build
 
-    model_dir = request.getfixturevalue("tiny_causal" if family == "causal" else "tiny_masked")
     cfg = compose_cfg(tiny_overrides(model_dir, data_dir, method, *extra), tmp_path)
     torch.manual_seed(0)
     datamodule, module = build(cfg)
@@ -68,17 +72,11 @@ def test_a_config_naming_another_pad_id_still_pools_the_last_real_token(
     import json
     import shutil
 
-    from fewtune.run.build import build
-
     model_dir = shutil.copytree(tiny_causal, tmp_path / "other-pad-id")
     config = json.loads((model_dir / "config.json").read_text())
     config["pad_token_id"] += 1
     (model_dir / "config.json").write_text(json.dumps(config))
-    cfg = compose_cfg(tiny_overrides(model_dir, data_dir, "finetune"), tmp_path / "run")
-    torch.manual_seed(0)
-    datamodule, module = build(cfg)
-    datamodule.setup()
-    batch = datamodule.collate(datamodule.encoded["train"])
+    module, batch = built_from(model_dir, "finetune", data_dir, tmp_path / "run")
     module.train()
     how = module.packing(batch)
     module.eval()

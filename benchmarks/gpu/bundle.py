@@ -26,6 +26,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
 # Locked packages the check imports that such a machine may lack or hold at other versions;
@@ -47,11 +49,11 @@ def locked_versions(names: list[str]) -> list[str]:
     for line in (ROOT / "requirements.lock").read_text().splitlines():
         name, sep, version = line.partition("==")
         if sep:
-            pins[name.strip().lower().replace("_", "-")] = version.strip()
-    missing = [n for n in names if n.lower().replace("_", "-") not in pins]
+            pins[canonicalize_name(name)] = version.strip()
+    missing = [n for n in names if canonicalize_name(n) not in pins]
     if missing:
         sys.exit(f"bundle: {', '.join(missing)} not in requirements.lock; update CARRIED")
-    return [f"{n}=={pins[n.lower().replace('_', '-')]}" for n in names]
+    return [f"{n}=={pins[canonicalize_name(n)]}" for n in names]
 
 
 def make_wheels(into: Path, python_version: str) -> None:
@@ -95,11 +97,8 @@ def tree_bytes() -> int:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, check=True, capture_output=True,
     ).stdout.split(b"\0")  # fmt: skip
-    return sum(
-        (ROOT / os.fsdecode(p)).stat().st_size
-        for p in listed
-        if p and (ROOT / os.fsdecode(p)).is_file()
-    )
+    paths = [ROOT / os.fsdecode(p) for p in listed if p]
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 def cut(luggage: bytes, part_bytes: int, out: Path) -> int:
@@ -132,10 +131,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(
             f"bundle: the working tree leaves {room / MIB:.0f} MiB of {args.limit_mib:.0f} for a load"
         )
-    n = cut(buffer.getvalue(), room, args.out)
+    luggage = buffer.getvalue()
+    n = cut(luggage, room, args.out)
     where = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
     print(
-        f"{len(buffer.getvalue()) / MIB:.0f} MiB in {n} loads under {where}; carry one a call, back to back:"
+        f"{len(luggage) / MIB:.0f} MiB in {n} loads under {where}; carry one a call, back to back:"
     )
     for k in range(1, n + 1):
         command = "bash benchmarks/gpu/run.sh" if k == n else f"ls {where}"
