@@ -160,3 +160,27 @@ def test_fixed_sets_with_similar_sampling_is_one_line(data_dir, tiny_causal, tmp
         FewtuneError, match="fixed=true shows every query the same sets, but sampling=similar"
     ):
         build(compose_cfg(tiny_overrides(tiny_causal, data_dir, "icl", *extra), tmp_path))
+
+
+def test_calibration_scores_its_rows_on_the_runs_evaluation_ladder(data_dir, tiny_causal, tmp_path):
+    """The content-free rows meet the shapes of the dev and test batches, not one per batch;
+    the ladder's padding changes no p_cf."""
+    recorded, widths = {}, {}
+    for per_octave in (0, 2):
+        overrides = tiny_overrides(
+            tiny_causal, data_dir, "icl", *ICL, f"shapes.per_octave={per_octave}"
+        )
+        cfg = compose_cfg(overrides, tmp_path / str(per_octave))
+        dm, module = build(cfg)
+        met = widths[per_octave] = set()
+        hook = module.model.get_input_embeddings().register_forward_pre_hook(
+            lambda _, args, met=met: met.add(args[0].shape[1])
+        )
+        recorded[per_octave] = calibrate_module(cfg, module, dm)
+        hook.remove()
+    ladder = dm.collate.eval_lengths
+    assert ladder.per_octave == 2 and widths[2] <= set(ladder.sizes(max(widths[2])))
+    assert not widths[0] <= set(ladder.sizes(max(widths[0])))  # without it, the rows' own lengths
+    assert recorded[2]["calibration_p_cf"] == pytest.approx(
+        recorded[0]["calibration_p_cf"], abs=1e-5
+    )

@@ -120,8 +120,9 @@ def set_p_cf(
     rows_per_batch = (
         datamodule.eval_batch_size * datamodule.settings.eval_sets
     )  # eval_batch_size counts rows
+    collate = datamodule.collate
     probs = encoded_label_probs(
-        module, rows, datamodule.collate.pad_id, prompt.label_words, rows_per_batch
+        module, rows, collate.pad_id, prompt.label_words, rows_per_batch, collate.eval_lengths
     )
     return average_content_free(probs.view(len(sets), len(texts), -1))
 

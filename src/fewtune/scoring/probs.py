@@ -9,6 +9,7 @@ import torch
 
 from fewtune.data.datamodule import Collator
 from fewtune.data.encoding import Encoded, PromptEncoder
+from fewtune.data.lengths import LengthLadder
 from fewtune.data.tasks import Example
 
 
@@ -28,11 +29,17 @@ def label_probs(
 
 @torch.no_grad()
 def encoded_label_probs(
-    module, items: Sequence[Encoded], pad_id: int, label_words, batch_size: int = 32
+    module,
+    items: Sequence[Encoded],
+    pad_id: int,
+    label_words,
+    batch_size: int = 32,
+    lengths: LengthLadder | None = None,
 ) -> torch.Tensor:
     """[items, labels]: ``label_probs`` of inputs already rendered (e.g. with demonstrations),
-    in the order given."""
-    collate = Collator(pad_id)
+    in the order given; batches padded to the ``lengths`` ladder where there is one (a run's
+    evaluation ladder: the shapes its dev and test batches meet, data/lengths.py)."""
+    collate = Collator(pad_id, eval_lengths=lengths)
     # Order does not matter to the scores: batches of similar lengths pad least (a small saving
     # with demonstrations, whose length dominates); the rows go back in the given order at the end.
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
@@ -46,7 +53,7 @@ def encoded_label_probs(
         for start in range(0, len(items), batch_size):
             batch = {
                 name: t.to(module.device)
-                for name, t in collate(items[start : start + batch_size]).items()
+                for name, t in collate(items[start : start + batch_size], evaluation=True).items()
             }
             out.append(module.label_logits(batch, label_words).float().softmax(-1).cpu())
     finally:
