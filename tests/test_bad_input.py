@@ -98,6 +98,36 @@ def test_bad_settings_are_refused_before_the_weights_load(
     assert refused(tiny_masked, data_dir, tmp_path, override) == line
 
 
+@pytest.mark.parametrize(
+    ("overrides", "found", "line"),
+    [
+        (
+            ("trainer=gpu", "trainer.accelerator=gpu"),
+            0,
+            "trainer.accelerator=gpu, but torch {version} sees no CUDA GPU on this machine: add "
+            "trainer.accelerator=cpu (or use trainer=cpu), or on a GPU machine install torch's CUDA build "
+            "(make install TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cu128)",
+        ),
+        (
+            ("trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"),
+            2,
+            "trainer.devices=4, but torch sees 2 CUDA GPU(s) on this machine: use trainer.devices=2 "
+            "or fewer (-1: all of them)",
+        ),
+    ],
+)
+def test_a_gpu_run_without_its_gpus_is_refused_before_the_weights_load(
+    overrides, found, line, tiny_masked, data_dir, tmp_path, no_weights, monkeypatch
+):
+    import torch
+
+    from fewtune.run import hardware
+
+    monkeypatch.setattr(hardware, "visible_gpus", lambda: found)
+    message = refused(tiny_masked, data_dir, tmp_path, *overrides)
+    assert message == line.format(version=torch.__version__)
+
+
 def test_max_steps_0_with_a_training_method_writes_no_metrics(
     tiny_masked, data_dir, tmp_path, no_weights
 ):

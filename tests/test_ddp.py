@@ -189,3 +189,22 @@ def test_ddp_config_precision_follows_the_accelerator(tmp_path, monkeypatch):
             ["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], tmp_path
         ).trainer
         assert gpu.precision == expected
+
+
+def test_work_before_the_trainer_runs_on_the_gpu_of_its_local_rank(monkeypatch):
+    """Contextual calibration runs before Lightning moves the module: on a GPU run it goes to the
+    process's own GPU (LOCAL_RANK, or SLURM_LOCALID under srun), on a CPU run it stays."""
+    import torch
+
+    from fewtune.run import hardware
+
+    monkeypatch.setattr(hardware, "visible_gpus", lambda: 2)
+    monkeypatch.delenv("SLURM_LOCALID", raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert hardware.run_device("gpu") == torch.device("cuda", 1)
+    monkeypatch.delenv("LOCAL_RANK")
+    monkeypatch.setenv("SLURM_LOCALID", "3")
+    assert hardware.run_device("cuda") == torch.device("cuda", 1)  # 3 of 2 visible: wraps
+    assert hardware.run_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(hardware, "visible_gpus", lambda: 0)
+    assert hardware.run_device("auto") == torch.device("cpu")

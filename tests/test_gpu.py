@@ -60,6 +60,24 @@ def test_bf16_mixed_training_on_one_gpu(tiny_causal, data_dir, tmp_path):
     assert next(module.parameters()).dtype == torch.float32
 
 
+def test_calibration_before_the_trainer_runs_on_the_gpu(tiny_causal, data_dir, tmp_path):
+    from fewtune.run.build import build
+    from fewtune.scoring.calibration import calibrate_module
+
+    overrides = ("trainer=gpu", "method.calibrate=true", "method.demonstrations.total=2")
+    cfg = compose_cfg(on_gpu(tiny_causal, data_dir, "icl", *overrides), tmp_path)
+    datamodule, module = build(cfg)
+    seen, label_logits = [], module.label_logits
+
+    def spy(batch, *args, **kwargs):
+        seen.append(batch["input_ids"].device.type)
+        return label_logits(batch, *args, **kwargs)
+
+    module.label_logits = spy
+    assert calibrate_module(cfg, module, datamodule)["calibration_sets"] > 1
+    assert seen and set(seen) == {"cuda"}
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_ddp_on_two_gpus_tests_like_one_gpu(tiny_masked, tmp_path):
     from fewtune.evaluate import evaluate

@@ -144,6 +144,29 @@ def test_icl_with_calibrate_runs_end_to_end(family, data_dir, tmp_path, request)
     )
 
 
+def test_an_evaluation_cut_short_calibrates_only_the_sets_it_scores(
+    data_dir, tiny_causal, tmp_path
+):
+    """debug=fast's limit_*_batches: p_cf for the sets of the batches evaluated, not the split's
+    (with each query's own sets, a whole SST-2 test split is 872 sets: minutes on a CPU)."""
+    limits = ("eval_batch_size=4", "trainer.limit_val_batches=1", "trainer.limit_test_batches=2")
+    cfg = compose_cfg(tiny_overrides(tiny_causal, data_dir, "icl", *ICL, *limits), tmp_path)
+    dm, module = build(cfg)
+    recorded = calibrate_module(cfg, module, dm)
+    reached = {
+        row.demos
+        for split, n in (("dev", 2), ("test", 4))
+        for g in dm.encoded[split][:n]
+        for row in g
+    }
+    everything = {row.demos for split in ("dev", "test") for g in dm.encoded[split] for row in g}
+    assert dm.eval_batch_size == 2  # groups a batch: 4 rows, 2 sets each
+    assert recorded["calibration_sets"] == len(reached) < len(everything)
+    assert set(dm.collate.p_cf) == reached
+    results = train(cfg)  # every batch evaluated finds its sets' p_cf
+    assert results["scored"]["test"] == 4 and results["calibration_sets"] == len(reached)
+
+
 @pytest.mark.parametrize("method", ["prompt-demo", "prompt"])
 def test_calibrate_is_refused_for_trained_methods(method, data_dir, tiny_causal, tmp_path):
     overrides = tiny_overrides(tiny_causal, data_dir, method, "+method.calibrate=true")

@@ -60,6 +60,7 @@ def test_a_gpu_run_builds_the_same_new_weights_as_a_cpu_run(
     from fewtune.run import hardware
 
     monkeypatch.setattr(hardware, "cuda_selected", lambda accelerator: True)
+    monkeypatch.setattr(hardware, "visible_gpus", lambda: 1)
     gpu = new_weights(
         build_as(
             request,

@@ -280,6 +280,7 @@ def test_setfit_on_a_gpu_pads_every_batch_to_the_ladder(
     from fewtune.setfit.build import build
 
     monkeypatch.setattr(hardware, "cuda_selected", lambda accelerator: True)
+    monkeypatch.setattr(hardware, "visible_gpus", lambda: 1)
     cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "setfit", "trainer=gpu"), tmp_path)
     datamodule, _ = build(cfg)  # builds as a GPU run would (nothing runs on the GPU)
     assert datamodule.collate.lengths.per_octave == datamodule.collate.eval_lengths.per_octave == 4

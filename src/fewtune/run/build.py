@@ -42,6 +42,7 @@ def build(cfg: DictConfig):
     from fewtune.words.searched import task_config
 
     checks.check_settings(cfg)
+    checks.check_accelerator(cfg.trainer)
     method = cfg.method
     if method.get("builder"):  # a method with a module of its own (method=setfit)
         return load_function(method.builder, f"method '{method.name}': builder")(cfg)

@@ -49,6 +49,29 @@ def check_settings(cfg: DictConfig) -> None:
         )
 
 
+def check_accelerator(trainer) -> None:
+    """A GPU run where torch sees no GPU, or fewer than it asks for."""
+    from fewtune.run import hardware
+
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator not in ("gpu", "cuda"):
+        return
+    found, devices = hardware.visible_gpus(), trainer.get("devices", "auto")
+    if not found:
+        import torch
+
+        raise FewtuneError(
+            f"trainer.accelerator={accelerator}, but torch {torch.__version__} sees no CUDA GPU on this "
+            "machine: add trainer.accelerator=cpu (or use trainer=cpu), or on a GPU machine install "
+            "torch's CUDA build (make install TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cu128)"
+        )
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > found:
+        raise FewtuneError(
+            f"trainer.devices={devices}, but torch sees {found} CUDA GPU(s) on this machine: "
+            f"use trainer.devices={found} or fewer (-1: all of them)"
+        )
+
+
 def _value(cfg: DictConfig, key: str):
     node = cfg
     for part in key.split("."):

@@ -18,6 +18,28 @@ def cuda_selected(accelerator: str) -> bool:
     )
 
 
+def visible_gpus() -> int:
+    """The CUDA GPUs torch can use here: 0 with torch's CPU build or without a driver."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_device(accelerator: str):
+    """The device this process computes on once Lightning has set up: its CUDA GPU where the run
+    selects CUDA (under DDP the one of its local rank), else the CPU. Work done before the
+    Trainer starts (contextual calibration) runs there too, not on the host."""
+    import os
+
+    import torch
+
+    gpus = visible_gpus() if cuda_selected(accelerator) else 0
+    if not gpus:
+        return torch.device("cpu")
+    local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
+    return torch.device("cuda", local_rank % gpus)
+
+
 def bf16_native(accelerator: str) -> bool:
     import torch
 

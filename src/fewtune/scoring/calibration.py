@@ -19,7 +19,8 @@ demonstrations uncut even where a long query had their text shortened to fit ``m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -88,19 +89,45 @@ def calibrate_module(cfg, module, datamodule) -> dict | None:
             f"method '{method.name}': calibrate=true needs an untrained prompt (method=zeroshot or method=icl): "
             "p_cf is measured once, before evaluation, with the model that is evaluated"
         )
+    from fewtune.run.hardware import run_device
+
+    module.to(run_device(cfg.trainer.accelerator))  # a GPU run's passes run on its GPU
     if method.get("demonstrations") is not None:  # one p_cf per demonstration set
-        return calibrate_demonstrations(module, datamodule)
+        return calibrate_demonstrations(module, datamodule, cfg.get("trainer"))
     module.p_cf = content_free_probs(module, datamodule.encoder, datamodule.task.text_fields)
     return {"calibration_p_cf": module.p_cf.tolist()}
 
 
-def demonstration_sets(datamodule) -> list[Set]:
-    """The distinct demonstration sets that dev and test show, in first-seen order."""
+def demonstration_sets(datamodule, trainer: Mapping | None = None) -> list[Set]:
+    """The distinct demonstration sets that dev and test show, in first-seen order: those of
+    the groups evaluation reaches where ``trainer`` (the run's trainer config) cuts it short."""
     datamodule.setup()
+    trainer = trainer or {}
+    limits = {"dev": trainer.get("limit_val_batches"), "test": trainer.get("limit_test_batches")}
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    processes = devices * nodes if isinstance(devices, int) and isinstance(nodes, int) else None
     rows = (
-        row for split in ("dev", "test") for group in datamodule.encoded[split] for row in group
+        row
+        for split, limit in limits.items()
+        for group in evaluated(
+            datamodule.encoded[split], limit, datamodule.eval_batch_size, processes
+        )
+        for row in group
     )
     return list(dict.fromkeys(row.demos for row in rows))
+
+
+def evaluated(groups: Sequence, limit, batch_size: int, processes: int | None) -> Sequence:
+    """The groups an evaluation cut to ``limit`` batches (Lightning's ``limit_*_batches``: a
+    count, or a fraction of each process's batches) reaches: each process takes every
+    ``processes``-th group in order (run/distributed.eval_sampler), so its first batches lie in
+    the split's first limit x batch x processes groups. A smoke run (``debug=fast``) then calibrates
+    the sets of the few batches it scores, not of the whole split."""
+    if limit is None or processes is None or processes < 1:
+        return groups
+    per_process = math.ceil(len(groups) / (batch_size * processes))
+    batches = limit if isinstance(limit, int) else math.ceil(float(limit) * per_process)
+    return groups[: batches * batch_size * processes]
 
 
 def content_free_rows(datamodule, shown: Set, texts: Sequence[str]) -> list[Encoded]:
@@ -127,11 +154,11 @@ def set_p_cf(
     return average_content_free(probs.view(len(sets), len(texts), -1))
 
 
-def calibrate_demonstrations(module, datamodule) -> dict:
+def calibrate_demonstrations(module, datamodule, trainer: Mapping | None = None) -> dict:
     """Measure every set's p_cf with the untrained module and have each dev/test batch bring its
     rows' (``batch["p_cf"]``). Returns the summary metrics.json records: the mean p_cf over the
     sets, its standard deviation over them, and how many sets there were."""
-    sets = demonstration_sets(datamodule)
+    sets = demonstration_sets(datamodule, trainer)
     p_cf = set_p_cf(module, datamodule, sets)
     datamodule.collate.p_cf = dict(zip(sets, p_cf))
     return {
