@@ -544,3 +544,23 @@ def test_cli_sigterm_says_the_job_was_stopped_and_how_to_resume(tiny_masked, dat
     assert one_line(result) == f"error: {message}"
     assert result.returncode == 128 + signal.SIGTERM
     assert not (out / "metrics.json").exists()
+
+
+def test_a_group_given_to_a_saved_run_is_one_line(tmp_path):
+    """evaluate, predict and exits change a saved run's values; trainer=gpu would replace the
+    trainer's settings by a string and fail deep in the build."""
+    from fewtune.run.reload import CONFIG_FILE, run_config
+
+    (tmp_path / CONFIG_FILE).parent.mkdir(parents=True)
+    (tmp_path / CONFIG_FILE).write_text(
+        "trainer:\n  _target_: pytorch_lightning.Trainer\n  accelerator: gpu\npaths:\n  output_dir: x\n"
+    )
+    with pytest.raises(FewtuneError) as err:
+        run_config(tmp_path, ["trainer=cpu"])
+    assert str(err.value) == (
+        "trainer=cpu: trainer is a group of settings in the run's saved config, chosen when the run "
+        "started; change one of its values instead, as trainer.<setting>=<value> (e.g. "
+        "trainer.accelerator=cpu)"
+    )
+    assert run_config(tmp_path, ["trainer.accelerator=cpu"]).trainer.accelerator == "cpu"
+    assert run_config(tmp_path, ["trainer={accelerator: cpu}"]).trainer._target_.endswith("Trainer")

@@ -24,13 +24,25 @@ def run_config(run_dir: Path, overrides: list[str] = ()) -> DictConfig:
         raise FewtuneError(
             f"{path} is missing: give the folder of a run made by python -m fewtune.train"
         )
-    cfg = OmegaConf.load(path)
+    saved = OmegaConf.load(path)
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        given = OmegaConf.from_dotlist(list(overrides))
+        cfg = OmegaConf.merge(saved, given)
     except Exception as err:
         raise FewtuneError(
             f"bad override in {list(overrides)}: {str(err).splitlines()[0]}"
         ) from None
+    for item in overrides:  # a group is chosen when a run starts; a saved run takes its values
+        key = item.split("=", 1)[0]
+        group = OmegaConf.select(saved, key, default=None)
+        if isinstance(group, DictConfig) and not isinstance(
+            OmegaConf.select(given, key), DictConfig
+        ):
+            raise FewtuneError(
+                f"{item}: {key} is a group of settings in the run's saved config, chosen when the run "
+                f"started; change one of its values instead, as {key}.<setting>=<value> (e.g. "
+                "trainer.accelerator=cpu)"
+            )
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}
         if "peft" not in cfg:  # a run made before the peft group
