@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fewtune.data.tasks import Example, TaskSpec, check_k_shot
+from fewtune.run.scored import reached
 
 
 @dataclass
@@ -26,19 +27,10 @@ class KShot:
         check_k_shot(task, train, cfg.k, "train")
         check_k_shot(task, dev, cfg.k, "dev")
         test = task.read_split(folder, test_split, data_dir)
-        dev = _first_batches(dev, cfg.trainer.get("limit_val_batches"), cfg.eval_batch_size)
-        test = _first_batches(test, cfg.trainer.get("limit_test_batches"), cfg.eval_batch_size)
+        # PET runs in one process (pet/model_run.py refuses more)
+        dev = reached(dev, cfg.trainer.get("limit_val_batches"), cfg.eval_batch_size)
+        test = reached(test, cfg.trainer.get("limit_test_batches"), cfg.eval_batch_size)
         return cls(train, dev, test, test_split, task)
 
     def targets(self, split: str) -> list[int]:
         return [self.task.target(ex.label) for ex in getattr(self, split)]
-
-
-def _first_batches(examples: list, limit, batch_size: int) -> list:
-    if limit is None:
-        return examples
-    return (
-        examples[: int(limit * len(examples))]
-        if isinstance(limit, float)
-        else examples[: limit * batch_size]
-    )

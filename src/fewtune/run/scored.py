@@ -7,6 +7,9 @@ and ``test_complete``, which the table reads.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import pytorch_lightning as pl
 import torch
 
@@ -47,3 +50,16 @@ def _summed(trainer, pl_module, count: int) -> int:
     return int(
         trainer.strategy.reduce(torch.tensor(count, device=pl_module.device), reduce_op="sum")
     )
+
+
+def reached(items: Sequence, limit, batch_size: int, processes: int | None = 1) -> Sequence:
+    """The items of a split that an evaluation cut to ``limit`` batches scores (Lightning's
+    ``limit_val_batches`` / ``limit_test_batches``: a number of batches, or a fraction of them;
+    None: all). Each of ``processes`` takes every processes-th item in order
+    (run/distributed.eval_sampler), so its first batches lie in the split's first
+    batches x batch_size x processes items; ``processes=None`` (not known): all."""
+    if limit is None or processes is None or processes < 1:
+        return items
+    per_process = math.ceil(len(items) / (batch_size * processes))
+    batches = limit if isinstance(limit, int) else int(float(limit) * per_process)
+    return items[: batches * batch_size * processes]

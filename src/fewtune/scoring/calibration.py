@@ -19,7 +19,6 @@ demonstrations uncut even where a long query had their text shortened to fit ``m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -27,6 +26,7 @@ import torch
 from fewtune.data.encoding import Encoded, PromptEncoder
 from fewtune.data.tasks import Example
 from fewtune.errors import FewtuneError
+from fewtune.run.scored import reached
 from fewtune.scoring.probs import encoded_label_probs, label_probs
 
 CONTENT_FREE = ("N/A", "")
@@ -109,25 +109,12 @@ def demonstration_sets(datamodule, trainer: Mapping | None = None) -> list[Set]:
     rows = (
         row
         for split, limit in limits.items()
-        for group in evaluated(
+        for group in reached(
             datamodule.encoded[split], limit, datamodule.eval_batch_size, processes
         )
         for row in group
     )
     return list(dict.fromkeys(row.demos for row in rows))
-
-
-def evaluated(groups: Sequence, limit, batch_size: int, processes: int | None) -> Sequence:
-    """The groups an evaluation cut to ``limit`` batches (Lightning's ``limit_*_batches``: a
-    count, or a fraction of each process's batches) reaches: each process takes every
-    ``processes``-th group in order (run/distributed.eval_sampler), so its first batches lie in
-    the split's first limit x batch x processes groups. A smoke run (``debug=fast``) then calibrates
-    the sets of the few batches it scores, not of the whole split."""
-    if limit is None or processes is None or processes < 1:
-        return groups
-    per_process = math.ceil(len(groups) / (batch_size * processes))
-    batches = limit if isinstance(limit, int) else math.ceil(float(limit) * per_process)
-    return groups[: batches * batch_size * processes]
 
 
 def content_free_rows(datamodule, shown: Set, texts: Sequence[str]) -> list[Encoded]:
