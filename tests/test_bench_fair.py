@@ -106,13 +106,17 @@ def test_gpu_check_runs_every_part_on_the_cpu(tiny_causal, tiny_masked, data_dir
     cases = {
         "tiny-causal/prompt": case(tiny_causal, "prompt"),
         "tiny-masked/finetune": case(tiny_masked, "finetune"),
+        "tiny-llama/finetune": case(tiny_causal, "finetune"),  # a table-only name: D alone
     }
     out = main(
         ["--device", "cpu", "--steps", "3", "--out", str(tmp_path / "check.json")], cases=cases
     )
     printed = capsys.readouterr().out
     assert '"torch"' in printed and "== B" in printed and "== C" in printed and "== D" in printed
-    for name in cases:
+    assert set(out["train"]) == set(out["eval"]) == {"tiny-causal/prompt", "tiny-masked/finetune"}
+    assert set(out["tables"]) == set(cases)
+    assert "agreement_float32" in out["tables"]["tiny-llama/finetune"]
+    for name in out["train"]:
         assert set(out["train"][name]) == {label for label, _ in TRAIN_RUNS}
         assert all(s["count"] == 3 for s in out["train"][name].values())
         assert "naive loop (float32, file order)" in out["eval"][name]
