@@ -189,6 +189,7 @@ def test_pet_with_distillation_writes_the_ensemble_patterns_and_distilled_metric
             and "acc" in pattern["test"]
         )
     assert saved["pet"]["unlabeled"] == len(NEW_SENTENCES) and saved["pet"]["ensemble"] == "mean"
+    assert saved["scored"] == {"dev": 8, "test": 16, "test_size": 16} and saved["test_complete"]
     assert saved["steps"] == 5 * 4  # four patterns and the distilled model, 4 steps each
     assert saved["precision"] == str(cfg.trainer.precision) != "None"
     for folder in ["pattern-0", "pattern-3", "distilled"]:
@@ -252,6 +253,21 @@ def test_a_pattern_model_trains_exactly_as_method_prompt(data_dir, tiny_masked, 
         "state_dict"
     ]
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_pet_smoke_run_says_so_and_stays_out_of_the_table(
+    data_dir, tiny_masked, tmp_path, caplog
+):
+    one = 'task.pet_templates.masked=["{sentence} It was {mask} ."]'
+    limits = ("eval_batch_size=4", "trainer.limit_test_batches=1", "method.distill=false")
+    cfg = compose_cfg(tiny_overrides(tiny_masked, data_dir, "pet", one, *limits), tmp_path)
+    with caplog.at_level("INFO", logger="fewtune"):
+        results = train(cfg)
+    assert results["scored"]["test"] == 4 and results["test_complete"] is False
+    assert caplog.records[-1].getMessage().endswith("[smoke run: 4 of 16 test examples]")
+    save_hydra_config(cfg, tmp_path)
+    (run,) = collect_runs([tmp_path])
+    assert run.status == "smoke"
 
 
 def test_ipet_trains_each_pattern_again_on_examples_the_others_labelled(

@@ -17,6 +17,7 @@ class KShot:
     test: list[Example]
     test_split: str
     task: TaskSpec
+    test_size: int  # the whole test split, of which ``test`` may be the first batches
 
     @classmethod
     def read(cls, cfg, task: TaskSpec) -> KShot:
@@ -29,8 +30,8 @@ class KShot:
         test = task.read_split(folder, test_split, data_dir)
         # PET runs in one process (pet/model_run.py refuses more)
         dev = reached(dev, cfg.trainer.get("limit_val_batches"), cfg.eval_batch_size)
-        test = reached(test, cfg.trainer.get("limit_test_batches"), cfg.eval_batch_size)
-        return cls(train, dev, test, test_split, task)
+        cut_test = reached(test, cfg.trainer.get("limit_test_batches"), cfg.eval_batch_size)
+        return cls(train, dev, cut_test, test_split, task, len(test))
 
     def targets(self, split: str) -> list[int]:
         return [self.task.target(ex.label) for ex in getattr(self, split)]

@@ -12,6 +12,7 @@ from fewtune.pet.patterns import Pattern
 from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack
 from fewtune.run.results import cost_record, run_identity
+from fewtune.run.scored import scored_record
 
 
 def pet_results(
@@ -41,6 +42,7 @@ def pet_results(
         "test": distilled_test or ensemble,
         "test_split": data.test_split,
         "best_dev": distilled.best_dev if distilled else ensemble_dev,
+        **scored_record(len(data.dev), len(data.test), data.test_size),
         "ensemble": ensemble,
         "ensemble_dev": ensemble_dev,
         **({"distilled": distilled_test} if distilled else {}),

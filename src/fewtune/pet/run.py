@@ -34,6 +34,7 @@ from fewtune.pet.settings import PetSettings
 from fewtune.pet.training import Trained, stack, train_distilled, train_pattern
 from fewtune.pet.unlabeled import unlabeled_examples
 from fewtune.run.results import METRICS_FILE
+from fewtune.run.scored import smoke_mark
 
 log = logging.getLogger("fewtune")
 
@@ -100,11 +101,12 @@ def train_pet(cfg) -> dict:
         results["ensemble_dev"],
     )
     log.info(
-        "%s test %s = %.4f (best dev %s)",
+        "%s test %s = %.4f (best dev %s)%s",
         task.name,
         metric,
         results["test"][metric],
         results["best_dev"],
+        smoke_mark(results),
     )
     return results
 

@@ -32,7 +32,7 @@ def run(cfg: DictConfig) -> dict:
     from fewtune.run.loggers import close_loggers, run_loggers
     from fewtune.run.progress import progress_callbacks
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
-    from fewtune.run.scored import ScoredExamples
+    from fewtune.run.scored import ScoredExamples, smoke_mark
     from fewtune.scoring.calibration import calibrate_module
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -106,18 +106,13 @@ def run(cfg: DictConfig) -> dict:
     close_loggers(loggers, costs, trainer.global_step, predictions)
     if cfg.get("delete_checkpoints") and ckpt_path and trainer.is_global_zero:
         Path(ckpt_path).unlink(missing_ok=True)
-    metric, scored = cfg.task.metric, results["scored"]
-    cut = (
-        ""
-        if results["test_complete"]
-        else f" [smoke run: {scored['test']} of {scored['test_size']} test examples]"
-    )
+    metric = cfg.task.metric
     log.info(
         "%s test %s = %.4f (best dev %s)%s",
         cfg.task.name,
         metric,
         results["test"][metric],
         best_dev,
-        cut,
+        smoke_mark(results),
     )
     return results

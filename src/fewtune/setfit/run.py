@@ -46,7 +46,7 @@ def run(cfg) -> dict:
     from fewtune.run import workers
     from fewtune.run.loggers import close_loggers, run_loggers
     from fewtune.run.resources import StepTimer, peak_memory_mb, reset_peak_gpu_memory
-    from fewtune.run.scored import ScoredExamples
+    from fewtune.run.scored import ScoredExamples, smoke_mark
     from fewtune.setfit.build import build
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -114,11 +114,12 @@ def run(cfg) -> dict:
         weights.unlink(missing_ok=True)
     metric = cfg.task.metric
     log.info(
-        "%s test %s = %.4f (dev %s)",
+        "%s test %s = %.4f (dev %s)%s",
         cfg.task.name,
         metric,
         results["test"][metric],
         results["best_dev"],
+        smoke_mark(results),
     )
     return results
 
