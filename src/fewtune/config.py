@@ -15,7 +15,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from fewtune.run.hardware import cuda_selected, fast_precision  # import torch only when called
+# hardware imports torch only when its functions are called
+from fewtune.run.hardware import cuda_named, cuda_selected, fast_precision
 
 CONFIG_DIR_ENV = "FEWTUNE_CONFIG_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout whose code runs
@@ -89,7 +90,7 @@ def _precision_for(accelerator: str) -> str:
 
 
 def _slurm_gpus(accelerator: str, devices) -> int | None:
-    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
+    return int(devices) if cuda_named(accelerator) else None
 
 
 def _output_dir() -> str | None:

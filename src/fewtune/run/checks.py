@@ -53,8 +53,8 @@ def check_accelerator(trainer) -> None:
     """A GPU run where torch sees no GPU, or fewer than it asks for."""
     from fewtune.run import hardware
 
-    accelerator = str(trainer.get("accelerator", "auto"))
-    if accelerator not in ("gpu", "cuda"):
+    accelerator = trainer.get("accelerator", "auto")
+    if not hardware.cuda_named(accelerator):
         return
     found, devices = hardware.visible_gpus(), trainer.get("devices", "auto")
     if not found:

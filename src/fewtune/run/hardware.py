@@ -9,13 +9,16 @@ float32 is then the fast choice.
 from __future__ import annotations
 
 
+def cuda_named(accelerator: str) -> bool:
+    """Whether ``accelerator`` asks for CUDA by name (Lightning takes "gpu" and "cuda")."""
+    return str(accelerator) in ("gpu", "cuda")
+
+
 def cuda_selected(accelerator: str) -> bool:
     """Lightning's choice for ``accelerator``: 'auto' picks the GPU where there is one."""
     import torch
 
-    return str(accelerator) in ("gpu", "cuda") or (
-        str(accelerator) == "auto" and torch.cuda.is_available()
-    )
+    return cuda_named(accelerator) or (str(accelerator) == "auto" and torch.cuda.is_available())
 
 
 def visible_gpus() -> int:
